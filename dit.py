@@ -1,0 +1,437 @@
+"""Task 2 — the Diffusion Transformer (Peebles & Xie 2022, "Scalable Diffusion Models with
+Transformers", §3), and the DDIM sampler every script shares.
+
+The model, in the order the data flows (paper Fig. 3, right):
+
+    x_t (B, C, H, W) ── PatchEmbed ──► tokens (B, T, D) + fixed 2-D sin-cos positions
+    t  (B,)          ── TimestepEmbedder ─┐
+    y  (B,)          ── LabelEmbedder ────┴─► c = t_emb + y_emb (B, D)   (the conditioning)
+    tokens ── N × DiTBlock(·, c) ── FinalLayer(·, c) ──► (B, T, p·p·C_out) ── unpatchify
+         ──► ε̂ (B, C, H, W)  [and the Σ channels when learn_sigma]
+
+Every block is conditioned by adaLN-Zero: a LayerNorm without its own affine parameters whose
+shift and scale — and a per-channel gate on the residual branch — are regressed from c.  The
+regressing layer starts at zero, so every block starts as the identity (see `DiTBlock`).
+
+What lives here and is imported elsewhere:
+  DiT, DIT_CONFIGS, build_dit   the model and the paper's named configs (S/B/L/XL × /2 /4 /8)
+  forward_gflops                the cost of one forward pass, in the paper's convention
+  ddim_sample                   the one sampler of the project (Song et al. 2021, eq. 12)
+
+`python dit.py` prints the configs with their parameters and GFLOPs at 32×32×3 (seconds).
+Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D width, p patch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from forward_process import PatchEmbed, TimestepEmbedder, check_patch_size, unpatchify
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 1. Embeddings: positions and class labels  (timesteps and patches live in forward_process.py)
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """1-D sin-cos code of positions: ω_i = 10000^(−i/(dim/2)),  [sin(pos·ω), cos(pos·ω)].
+
+    pos: (M,) → (M, dim).  Computed in float64 (it is a constant, so precision is free).
+    """
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))  # (dim/2,)
+    out = pos.double()[:, None] * omega[None, :]                       # (M, dim/2)
+    return torch.cat([torch.sin(out), torch.cos(out)], dim=1)          # (M, dim)
+
+
+def sincos_2d_pos_embed(dim: int, grid_size: int) -> torch.Tensor:
+    """DiT's fixed position embedding (from MAE): half the channels code the column, half the row.
+
+    Token k = i·grid + j (row i, column j) gets [sincos_1d(dim/2, j), sincos_1d(dim/2, i)].
+    Fixed rather than learned, as in the paper; (T, dim) float32 with T = grid².
+    """
+    if dim % 4:
+        raise ValueError(f"the 2-D sin-cos embedding needs a width divisible by 4, got {dim}")
+    rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
+    emb = torch.cat([sincos_1d(dim // 2, cols.flatten()), sincos_1d(dim // 2, rows.flatten())], 1)
+    return emb.float()                                                 # (T, dim)
+
+
+class LabelEmbedder(nn.Module):
+    """Class label → D-dim vector, with label dropout for classifier-free guidance.
+
+    The table has num_classes + 1 rows: row `num_classes` is the null class ∅.  In training
+    (model.train()) each label is replaced by ∅ with probability `dropout_prob`, so one network
+    learns both ε̂(x_t, t, y) and ε̂(x_t, t, ∅); cfg.py mixes the two at sampling time.  In
+    model.eval() nothing is dropped — forgetting eval() silently drops 10% of the labels.
+    """
+
+    def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float):
+        super().__init__()
+        self.num_classes = num_classes
+        self.dropout_prob = dropout_prob
+        self.embedding_table = nn.Embedding(num_classes + 1, hidden_size)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:                  # y: (B,) int64
+        # The check reads y on the host: skipped inside compiled graphs and on shape-only tensors.
+        if not torch.compiler.is_compiling() and y.device.type != "meta":
+            if y.dtype not in (torch.int32, torch.int64):
+                raise ValueError(f"labels must be integers, got {y.dtype}")
+            if y.numel() and (y.min() < 0 or y.max() > self.num_classes):
+                raise ValueError(
+                    f"labels must lie in 0 … {self.num_classes - 1}, or be {self.num_classes} for "
+                    f"the null class; got values from {y.min().item()} to {y.max().item()}")
+        if self.training and self.dropout_prob > 0:
+            drop = torch.rand(y.shape, device=y.device) < self.dropout_prob
+            y = torch.where(drop, torch.full_like(y, self.num_classes), y)
+        return self.embedding_table(y)                                   # (B, D)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 2. The Transformer block with adaLN-Zero
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN:  x · (1 + γ) + β  with γ = scale, β = shift regressed from c, per sample.
+
+    x: (B, T, D); shift, scale: (B, D).  "1 +" makes γ = 0 mean "leave the norm alone".
+    """
+    return x * (1 + scale[:, None, :]) + shift[:, None, :]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention:  softmax(Q Kᵀ / √d_h) V  per head, heads concatenated."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)       # Q, K and V in one matrix product
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads)  # (B, T, 3, h, d_h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)                                       # 3 × (B, h, T, d_h)
+        # The fused kernel computes softmax(q kᵀ/√d_h) v without storing the (T × T) matrix.
+        x = F.scaled_dot_product_attention(q, k, v)                                # (B, h, T, d_h)
+        return self.proj(x.transpose(1, 2).reshape(B, T, D))                       # (B, T, D)
+
+
+class Mlp(nn.Module):
+    """Pointwise feed-forward: Linear(D → 4D) → GELU (tanh approximation, as DiT) → Linear(4D → D)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class DiTBlock(nn.Module):
+    """One DiT block with adaLN-Zero conditioning (paper §3.2, Fig. 3).
+
+        β1, γ1, α1, β2, γ2, α2 = Linear(SiLU(c))                 six (B, D) vectors
+        x = x + α1 ⊙ Attention(LN(x) · (1 + γ1) + β1)
+        x = x + α2 ⊙ MLP(LN(x) · (1 + γ2) + β2)
+
+    Why "Zero": the Linear that produces β, γ, α is initialised to zero, so at the start α = 0
+    and the block is exactly the identity — a deep stack starts as a shallow network, which
+    trains stably (the same reason ResNets zero the last BN γ of each residual block).
+    Gradients still flow: ∂out/∂α = Attention(…) ≠ 0, so the gates move off zero at the first
+    step, and the rest of the branch learns once they have.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        # No affine parameters: adaLN supplies a per-sample scale and shift instead.
+        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(hidden_size, num_heads)
+        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:   # x: (B, T, D), c: (B, D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c).chunk(6, dim=1)
+        x = x + gate1[:, None, :] * self.attn(modulate(self.norm1(x), shift1, scale1))
+        x = x + gate2[:, None, :] * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        return x                                                              # (B, T, D)
+
+
+class FinalLayer(nn.Module):
+    """adaLN (shift and scale, no gate) then Linear(D → p·p·C_out): each token back to a patch."""
+
+    def __init__(self, hidden_size: int, patch_size: int, out_channels: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+        return self.linear(modulate(self.norm_final(x), shift, scale))       # (B, T, p·p·C_out)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 3. The model
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+class DiT(nn.Module):
+    """Diffusion Transformer.  `forward(x_t, t, y)` returns ε̂ with the shape of x_t, or
+    (B, 2C, H, W) = [ε̂, Σ-interpolation v] when learn_sigma (improved DDPM; the paper's models
+    learn Σ, our CPU models need not).
+
+    Arguments are the paper's: input_size I (pixels, or latent size), patch_size p,
+    in_channels C, hidden_size D, depth N, num_heads, mlp_ratio, class_dropout_prob (label
+    dropout for guidance), num_classes, learn_sigma.
+    """
+
+    def __init__(
+        self,
+        input_size: int = 32,
+        patch_size: int = 2,
+        in_channels: int = 4,
+        hidden_size: int = 1152,
+        depth: int = 28,
+        num_heads: int = 16,
+        mlp_ratio: float = 4.0,
+        class_dropout_prob: float = 0.1,
+        num_classes: int = 1000,
+        learn_sigma: bool = False,
+    ):
+        super().__init__()
+        check_patch_size(input_size, patch_size)
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden size {hidden_size} is not divisible by {num_heads} heads; "
+                             f"pick heads that divide it (e.g. {hidden_size // 64 or 1})")
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1 (1 for unlabelled data), got {num_classes}")
+        # Everything needed to rebuild the model, saved in checkpoints.
+        self.config = dict(input_size=input_size, patch_size=patch_size, in_channels=in_channels,
+                           hidden_size=hidden_size, depth=depth, num_heads=num_heads,
+                           mlp_ratio=mlp_ratio, class_dropout_prob=class_dropout_prob,
+                           num_classes=num_classes, learn_sigma=learn_sigma)
+        self.input_size, self.patch_size, self.in_channels = input_size, patch_size, in_channels
+        self.out_channels = 2 * in_channels if learn_sigma else in_channels
+        self.num_classes = num_classes
+
+        self.x_embedder = PatchEmbed(patch_size, in_channels, hidden_size)
+        self.t_embedder = TimestepEmbedder(hidden_size)
+        self.y_embedder = LabelEmbedder(num_classes, hidden_size, class_dropout_prob)
+        # A buffer, not a parameter: it is fixed, and rebuilt from the config on load.
+        grid = input_size // patch_size
+        self.register_buffer("pos_embed", sincos_2d_pos_embed(hidden_size, grid)[None], persistent=False)
+        self.blocks = nn.ModuleList(DiTBlock(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
+        self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """DiT's initialisation (paper §3.2 and its code)."""
+        # Transformer layers: Xavier-uniform weights, zero biases (as ViT).
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        # The patch embedding is a linear map on flattened patches: initialise it as one.
+        w = self.x_embedder.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(self.x_embedder.proj.bias)
+        # Embedding tables and the timestep MLP: small normal (std 0.02).
+        nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        # adaLN-Zero: every modulation regressor outputs zeros, so each block is the identity…
+        for block in self.blocks:
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        # …and the output layer predicts ε̂ = 0 at the start.
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x_t: (B, C, H, W) noisy images; t: (B,) steps in 0 … T−1; y: (B,) class labels
+        (num_classes for ∅).  Returns (B, C_out, H, W)."""
+        B, C, H, W = x_t.shape
+        if (C, H, W) != (self.in_channels, self.input_size, self.input_size):
+            raise ValueError(f"DiT was built for inputs ({self.in_channels}, {self.input_size}, "
+                             f"{self.input_size}), got {tuple(x_t.shape[1:])}")
+        x = self.x_embedder(x_t) + self.pos_embed.to(x_t.dtype)      # (B, T, D), T = H·W/p²
+        c = self.t_embedder(t) + self.y_embedder(y)                   # (B, D)
+        for block in self.blocks:
+            x = block(x, c)                                           # (B, T, D)
+        x = self.final_layer(x, c)                                    # (B, T, p·p·C_out)
+        return unpatchify(x, self.patch_size, self.out_channels, H, W)  # (B, C_out, H, W)
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Only the noise prediction ε̂ (the first C channels), whatever learn_sigma is."""
+        return self(x_t, t, y)[:, : self.in_channels]
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 4. Named configs:  the paper's Table 1, plus small ones a 2-core CPU can train
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+_SIZES = {
+    # name: (depth N, hidden D, heads)                          Gflops at 256² / p = 4 (paper)
+    "S": (12, 384, 6),                                          # 1.4
+    "B": (12, 768, 12),                                         # 5.6
+    "L": (24, 1024, 16),                                        # 19.7
+    "XL": (28, 1152, 16),                                       # 29.1
+    # CPU sizes (ours, not the paper's):
+    "Ti": (6, 256, 4),    # "tiny": the benchmark config, trains one 32 px epoch in minutes
+    "Mi": (2, 64, 2),     # "micro": for tests, a forward pass in milliseconds
+}
+DIT_CONFIGS = {
+    f"DiT-{size}/{p}": dict(depth=depth, hidden_size=hidden, num_heads=heads, patch_size=p)
+    for size, (depth, hidden, heads) in _SIZES.items()
+    for p in (2, 4, 8)
+}
+
+
+def build_dit(name: str, **overrides) -> DiT:
+    """`build_dit("DiT-S/4", input_size=32, in_channels=3, num_classes=10)`; any keyword of
+    `DiT` overrides the named config (e.g. patch_size)."""
+    if name not in DIT_CONFIGS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(DIT_CONFIGS)}")
+    return DiT(**{**DIT_CONFIGS[name], **overrides})
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 5. Counting compute
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
+
+# torch's FLOP counter knows the CUDA attention kernels but not the CPU one, so on a CPU it
+# would silently count attention as free.  Register the same formula (2·B·h·T²·d_h per matmul).
+_cpu_sdpa = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+if _cpu_sdpa not in torch.utils.flop_counter.flop_registry:
+    @register_flop_formula(_cpu_sdpa)
+    def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def forward_gflops(model: DiT, batch_size: int = 1) -> float:
+    """GFLOPs of one forward pass per image, in the DiT paper's convention: one multiply-add
+    counts once (torch counts 2, so we halve).  The paper's DiT-XL/2 at 32×32×4 is 118.6."""
+    cfg = model.config
+    dev = next(model.parameters()).device
+    x = torch.zeros(batch_size, cfg["in_channels"], cfg["input_size"], cfg["input_size"], device=dev)
+    t = torch.zeros(batch_size, dtype=torch.long, device=dev)
+    y = torch.zeros(batch_size, dtype=torch.long, device=dev)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, t, y)
+    model.train(was_training)
+    return counter.get_total_flops() / 2 / batch_size / 1e9
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 6. The DDIM sampler (Song et al. 2021)
+# ════════════════════════════════════════════════════════════════════════════════════════════
+#
+# DDIM notation crosswalk: DDIM's α_t is DDPM's ᾱ_t; we write ᾱ throughout.
+
+
+def ddim_timesteps(T: int, num_steps: int, spacing: str = "leading") -> list[int]:
+    """The evenly strided steps DDIM visits, largest first; stride k = T // num_steps.
+
+    leading   (n−1)·k, …, 2k, k, 0         ends exactly at t = 0 (diffusers' default)
+    trailing  T−1, T−1−k, …, T−1−(n−1)k    starts at the last training step, so the first
+              model call sees pure noise, as at training time (Lin et al. 2023 recommend it)
+    """
+    if not 1 <= num_steps <= T:
+        raise ValueError(f"num_steps must be between 1 and T = {T}, got {num_steps}")
+    k = T // num_steps
+    if spacing == "leading":
+        return [i * k for i in reversed(range(num_steps))]
+    if spacing == "trailing":
+        return [T - 1 - i * k for i in range(num_steps)]
+    raise ValueError(f"spacing must be 'leading' or 'trailing', got {spacing!r}")
+
+
+@torch.no_grad()
+def ddim_sample(
+    eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x_T: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    num_steps: int,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    spacing: str = "leading",
+    clip_x0: float | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Run DDIM from x_T, yielding (t, x_t, x0_hat) at every step, largest t first.
+
+    eps_fn(x_t, t) is any noise predictor — `lambda x, t: model.eps(x, t, y)`, or a guided one.
+    x0_hat is the model's current guess of the clean image; after the last step ᾱ_prev = 1 and
+    σ = 0, so the final sample *is* the last x0_hat:  `*_, (_, _, x0) = ddim_sample(...)`.
+
+    At each t, with t' the next step in the list (ᾱ_t' = 1 after the last):
+        x̂0   = (x_t − √(1−ᾱ_t) · ε̂) / √ᾱ_t                       (DDIM eq. 9, DDPM eq. 15)
+        σ    = η · √((1−ᾱ_t')/(1−ᾱ_t)) · √(1 − ᾱ_t/ᾱ_t')          (DDIM eq. 16)
+        x_t' = √ᾱ_t' · x̂0 + √(1 − ᾱ_t' − σ²) · ε̂ + σ · z           (DDIM eq. 12)
+    η = 0 is deterministic (an ODE solver); η = 1 is close to DDPM's ancestral sampler.
+    With clip_x0 = c, x̂0 is clamped to [−c, c] and ε̂ re-derived from the clamped x̂0, so the
+    update stays consistent with the image it points at.
+    """
+    T = alpha_bar.shape[0]
+    steps = ddim_timesteps(T, num_steps, spacing)
+    x_t = x_T
+    for i, t in enumerate(steps):
+        a_t = alpha_bar[t].item()                                    # float64 scalars
+        a_prev = alpha_bar[steps[i + 1]].item() if i + 1 < len(steps) else 1.0
+        t_batch = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
+        eps_hat = eps_fn(x_t, t_batch).to(x_t.dtype)                # (B, C, H, W)
+
+        x0_hat = (x_t - math.sqrt(1 - a_t) * eps_hat) / math.sqrt(a_t)
+        if clip_x0 is not None:
+            x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
+            eps_hat = (x_t - math.sqrt(a_t) * x0_hat) / math.sqrt(1 - a_t)
+        yield t, x_t, x0_hat
+
+        sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t)) * math.sqrt(1 - a_t / a_prev)
+        x_t = math.sqrt(a_prev) * x0_hat + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps_hat
+        if eta > 0:
+            z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+            x_t = x_t + sigma * z
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 7. python dit.py — the configs at a glance
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def main(args: argparse.Namespace) -> None:
+    print(f"DiT configs on {args.image_size}×{args.image_size}×{args.channels} inputs, "
+          f"{args.num_classes} classes (GFLOPs: multiply-adds per image, the paper's convention)")
+    print(f"{'config':<10} {'depth':>5} {'D':>5} {'heads':>5} {'tokens':>6} {'parameters':>13} {'GFLOPs':>9}")
+    for name, cfg in DIT_CONFIGS.items():
+        if args.image_size % cfg["patch_size"]:
+            continue
+        with torch.device("meta"):  # no memory, no compute: shapes only
+            model = build_dit(name, input_size=args.image_size, in_channels=args.channels,
+                              num_classes=args.num_classes)
+        params = sum(p.numel() for p in model.parameters())
+        tokens = (args.image_size // cfg["patch_size"]) ** 2
+        print(f"{name:<10} {cfg['depth']:>5} {cfg['hidden_size']:>5} {cfg['num_heads']:>5} "
+              f"{tokens:>6} {params:>13,} {forward_gflops(model):>9.3f}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="Print the DiT configs with parameters and GFLOPs.")
+    ap.add_argument("--image-size", type=int, default=32, help="input resolution (pixels or latents)")
+    ap.add_argument("--channels", type=int, default=3, help="input channels (3 for RGB, 4 for SD latents)")
+    ap.add_argument("--num-classes", type=int, default=10, help="number of class labels")
+    main(ap.parse_args())

@@ -1,0 +1,188 @@
+"""Task 2: the DiT model and the DDIM sampler, against the paper's numbers, closed forms and
+diffusers' DDIMScheduler."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler
+from diffusers.models.embeddings import get_2d_sincos_pos_embed
+
+from dit import DiT, DiTBlock, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
+from forward_process import add_noise, alpha_bar_from_betas, make_betas
+
+
+def tiny(**kw) -> DiT:
+    torch.manual_seed(0)
+    return build_dit("DiT-Mi/4", **{"input_size": 16, "in_channels": 3, "num_classes": 10, **kw})
+
+
+# ── the model ───────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("learn_sigma", [False, True])
+def test_output_shapes(learn_sigma):
+    model = tiny(learn_sigma=learn_sigma)
+    x = torch.randn(5, 3, 16, 16)
+    out = model(x, torch.randint(0, 1000, (5,)), torch.randint(0, 10, (5,)))
+    assert out.shape == (5, 6 if learn_sigma else 3, 16, 16)
+    assert model.eps(x, torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long)).shape == x.shape
+
+
+def test_xl2_parameter_count_matches_paper():
+    with torch.device("meta"):
+        model = build_dit("DiT-XL/2", input_size=32, in_channels=4, num_classes=1000, learn_sigma=True)
+    params = sum(p.numel() for p in model.parameters())
+    assert params == 674_834_720                                   # without the fixed positions
+    assert params + model.pos_embed.numel() == 675_129_632          # as the paper counts
+
+
+@pytest.mark.parametrize("name, paper", [("DiT-S/4", 1.4), ("DiT-B/4", 5.6), ("DiT-L/4", 19.7),
+                                         ("DiT-XL/4", 29.1), ("DiT-XL/2", 118.6)])
+def test_gflops_match_paper_table(name, paper):
+    with torch.device("meta"):
+        model = build_dit(name, input_size=32, in_channels=4, num_classes=1000, learn_sigma=True)
+    # The paper rounds to one decimal; allow that plus 0.2% for the ops it may count differently.
+    assert abs(forward_gflops(model) - paper) <= 0.05 + 0.002 * paper
+
+
+def test_cpu_flop_count_includes_attention():
+    """On a real CPU tensor the flash-attention kernel must be counted (torch skips it by default)."""
+    model = tiny()
+    with torch.device("meta"):
+        meta = tiny()
+    assert forward_gflops(model) == pytest.approx(forward_gflops(meta), rel=1e-9)
+
+
+def test_position_embedding_matches_diffusers():
+    ours = sincos_2d_pos_embed(64, 8)
+    ref = get_2d_sincos_pos_embed(64, 8, base_size=8, interpolation_scale=1.0, output_type="pt")
+    torch.testing.assert_close(ours, ref.float(), rtol=1e-5, atol=1e-6)
+
+
+def test_adaln_zero_block_is_identity_at_init_and_still_learns():
+    model = tiny()
+    block: DiTBlock = model.blocks[0]
+    x, c = torch.randn(3, 16, 64), torch.randn(3, 64)
+    assert torch.equal(block(x, c), x)
+    # The whole model predicts ε̂ = 0 at initialisation (final layer zeroed too).
+    out = model(torch.randn(2, 3, 16, 16), torch.tensor([1, 500]), torch.tensor([0, 3]))
+    assert torch.equal(out, torch.zeros_like(out))
+    # Gradients still reach the zeroed gates: ∂out/∂α = branch output ≠ 0.
+    block(x, c).pow(2).sum().backward()
+    assert block.adaLN_modulation[-1].weight.grad.abs().sum() > 0
+
+
+def test_label_dropout_only_in_training():
+    model = tiny(class_dropout_prob=1.0)
+    y = torch.arange(10)
+    null = model.y_embedder.embedding_table.weight[10]
+    model.train()
+    assert torch.equal(model.y_embedder(y), null.expand(10, -1))       # every label dropped to ∅
+    model.eval()
+    assert torch.equal(model.y_embedder(y), model.y_embedder.embedding_table.weight[:10])
+
+
+def test_bad_inputs_are_clear_errors():
+    with pytest.raises(ValueError, match="hidden size 100 is not divisible by 3 heads"):
+        DiT(input_size=16, patch_size=4, in_channels=3, hidden_size=100, depth=1, num_heads=3, num_classes=2)
+    with pytest.raises(ValueError, match="patch size 3 does not divide the image size 16"):
+        tiny(patch_size=3)
+    model = tiny()
+    x, t = torch.randn(2, 3, 16, 16), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"labels must lie in 0 … 9, or be 10 for the null class; got values from 0 to 11"):
+        model(x, t, torch.tensor([0, 11]))
+    with pytest.raises(ValueError, match="labels must lie"):
+        model(x, t, torch.tensor([-1, 0]))
+    with pytest.raises(ValueError, match=r"built for inputs \(3, 16, 16\), got \(3, 32, 32\)"):
+        model(torch.randn(2, 3, 32, 32), t, t)
+    with pytest.raises(ValueError, match="unknown model 'DiT-Q/2'"):
+        build_dit("DiT-Q/2")
+
+
+def test_tiny_dit_overfits_one_batch():
+    """Fixed (x_t, t, y) → ε is a memorisation task: the loss must fall at least 10×."""
+    model = tiny(class_dropout_prob=0.0)
+    g = torch.Generator().manual_seed(0)
+    alpha_bar = alpha_bar_from_betas(make_betas("cosine", 1000))
+    x0 = torch.rand(8, 3, 16, 16, generator=g) * 2 - 1
+    t = torch.randint(0, 1000, (8,), generator=g)
+    y = torch.randint(0, 10, (8,), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    x_t = add_noise(x0, t, eps, alpha_bar)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    losses = []
+    for _ in range(300):
+        loss = F.mse_loss(model(x_t, t, y), eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(eps.pow(2).mean().item(), rel=1e-5)   # ε̂ = 0 at init
+    assert min(losses[-10:]) < losses[0] / 10
+
+
+# ── the DDIM sampler ────────────────────────────────────────────────────────────────────────
+
+
+ALPHA_BAR = alpha_bar_from_betas(make_betas("linear", 1000))
+
+
+def toy_eps(x, t):
+    """A noise predictor with realistic magnitudes to compare two samplers step for step: the
+    exact ε̂ for data x0 ~ N(0, 0.25·I), √(1−ᾱ)·x / (0.25·ᾱ + 1 − ᾱ), plus a nonlinear term."""
+    a = ALPHA_BAR[t].to(x.dtype).view(-1, 1, 1, 1)
+    return (1 - a).sqrt() * x / (0.25 * a + 1 - a) + 0.1 * torch.sin(3 * x)
+
+
+def test_ddim_timesteps():
+    assert ddim_timesteps(1000, 4, "leading") == [750, 500, 250, 0]
+    assert ddim_timesteps(1000, 4, "trailing") == [999, 749, 499, 249]
+    with pytest.raises(ValueError, match="spacing must be"):
+        ddim_timesteps(1000, 4, "linspace")
+    with pytest.raises(ValueError, match="num_steps must be between 1 and T"):
+        ddim_timesteps(10, 11)
+
+
+@pytest.mark.parametrize("spacing, eta, clip", [("leading", 0.0, None), ("trailing", 0.0, None),
+                                                ("leading", 1.0, None), ("trailing", 0.5, 1.0)])
+def test_ddim_matches_diffusers_step_for_step(spacing, eta, clip):
+    T, n = 1000, 50
+    sched = DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", set_alpha_to_one=True,
+                          steps_offset=0, timestep_spacing=spacing, clip_sample=clip is not None,
+                          clip_sample_range=clip or 1.0, prediction_type="epsilon")
+    # Both samplers run in float64 on the same ᾱ, so what is compared is the algorithm, not
+    # float32 rounding: at t = 999, x̂0 divides by √ᾱ ≈ 6e-3, which magnifies float32 error ~160×.
+    sched.alphas_cumprod = ALPHA_BAR
+    sched.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
+    sched.set_timesteps(n)
+    assert sched.timesteps.tolist() == ddim_timesteps(T, n, spacing)
+
+    x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ours = list(ddim_sample(toy_eps, x_T, ALPHA_BAR, n, eta=eta,
+                            generator=torch.Generator().manual_seed(1), spacing=spacing, clip_x0=clip))
+    assert len(ours) == n
+    g = torch.Generator().manual_seed(1)      # the same stream of z for diffusers
+    x = x_T
+    for (t, x_t, x0_hat), t_ref in zip(ours, sched.timesteps):
+        assert t == t_ref.item()
+        assert (x_t - x).abs().max() < 1e-5
+        z = torch.randn(x.shape, generator=g, dtype=x.dtype) if eta > 0 else None
+        out = sched.step(toy_eps(x, torch.full((2,), t)), t_ref, x, eta=eta, variance_noise=z,
+                         use_clipped_model_output=clip is not None)
+        assert (x0_hat - out.pred_original_sample).abs().max() < 1e-5
+        x = out.prev_sample
+    assert (ours[-1][2] - x).abs().max() < 1e-5        # the last x̂0 is the final sample
+
+
+def test_ddim_with_the_exact_denoiser_recovers_the_data_point():
+    """If the data is a single image x0*, the ideal ε̂(x_t, t) = (x_t − √ᾱ_t·x0*)/√(1−ᾱ_t), and
+    deterministic DDIM must land on x0* from any x_T, at every step count."""
+    # float64 throughout: at t = 999, x̂0 divides by √ᾱ ≈ 6e-3 and would magnify float32 rounding.
+    x0_star = torch.rand(1, 3, 4, 4, dtype=torch.float64) * 2 - 1
+    def exact_eps(x_t, t):
+        a = ALPHA_BAR[t].view(-1, 1, 1, 1)
+        return (x_t - a.sqrt() * x0_star) / (1 - a).sqrt()
+    for n in (1, 10, 100):
+        x_T = torch.randn(1, 3, 4, 4, dtype=torch.float64)
+        *_, (_, _, x0) = ddim_sample(exact_eps, x_T, ALPHA_BAR, n)
+        torch.testing.assert_close(x0, x0_star, atol=1e-10, rtol=0)
