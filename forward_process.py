@@ -317,8 +317,8 @@ def plot_timestep_embedding(out: Path, T: int = 1000, dim: int = 256) -> Path:
     emb = timestep_embedding(torch.arange(T), dim)                    # (T, dim)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     im = ax.imshow(emb.T, aspect="auto", cmap="RdBu", interpolation="nearest", vmin=-1, vmax=1)
-    ax.set(title=f"Sinusoidal timestep embedding (dim {dim}): rows 0–{dim // 2 - 1} cos, "
-                 f"{dim // 2}–{dim - 1} sin, fast → slow frequencies",
+    ax.set(title=f"Sinusoidal timestep embedding (dim {dim})\n"
+                 f"rows 0–{dim // 2 - 1}: cos, {dim // 2}–{dim - 1}: sin; frequency falls down each half",
            xlabel="timestep t", ylabel="embedding dimension")
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
@@ -354,7 +354,7 @@ def patch_study(x0: torch.Tensor, out: Path, model_name: str, patch_sizes=(2, 4,
                      f"{model_name} forward: {gflops:.3f} GFLOPs", fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle(f"Patchify a {H}×{W} image: halving p quadruples the tokens and the compute")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.92))  # leave room for the suptitle
     path = out / "patch_study.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -391,7 +391,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "landscapes, no download needed)")
     ap.add_argument("--image-size", type=int, default=32, help="example resolution (pixels)")
     ap.add_argument("--T", type=int, default=1000, help="diffusion steps for the noising strip")
-    ap.add_argument("--model", default="DiT-S",
+    ap.add_argument("--model", default="DiT-Ti/2",
                     help="DiT config for the GFLOPs table (the patch size is varied)")
     args = ap.parse_args(argv)
     if args.T < 2:

@@ -1,0 +1,102 @@
+"""Benchmark: training steps of our DiT against diffusers' DiTTransformer2DModel, same config.
+
+    python bench_train.py                      # patch 2, 4, 8; fp32 and bf16; ~5 min on 2 cores
+    python bench_train.py --patch 2 --compile  # add torch.compile for our model
+
+Both models are built with the same shape (pixel space, 32 px, 3 channels, hidden 256, depth 6,
+4 heads, batch 64) and trained with the same step: L_simple under autocast, backward, fused
+AdamW.  For each (patch, precision) it prints images/s, the ratio ours / diffusers and the
+achieved GFLOP/s against this machine's matrix-multiply peak (REFERENCES.md: about 190 GFLOP/s
+fp32 and 900 bf16 on 2 cores).  A training step costs ≈ 3 forward passes (forward, and a
+backward that computes gradients for both activations and weights); "GFLOP/s" counts
+2 FLOPs per multiply-add, the hardware convention, unlike the paper's GFLOPs.
+
+Ratios are what to compare: both models run in the same process on the same machine state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+
+from dit import build_dit, forward_gflops
+from forward_process import alpha_bar_from_betas, make_betas
+from train_one_epoch import autocast, training_loss
+
+PEAK_GFLOPS = {"fp32": 190.0, "bf16": 900.0}   # measured on the 2-core CPU (REFERENCES.md)
+
+
+class DiffusersDiT(nn.Module):
+    """diffusers' DiT behind our forward(x_t, t, y) signature."""
+
+    def __init__(self, patch: int, image_size: int, num_classes: int):
+        super().__init__()
+        from diffusers import DiTTransformer2DModel
+
+        self.net = DiTTransformer2DModel(
+            num_attention_heads=4, attention_head_dim=64, in_channels=3, out_channels=3,
+            num_layers=6, sample_size=image_size, patch_size=patch, num_embeds_ada_norm=num_classes)
+
+    def forward(self, x_t, t, y):
+        return self.net(x_t, timestep=t, class_labels=y).sample
+
+
+def time_steps(model: nn.Module, precision: str, batch: int, image_size: int, steps: int,
+               warmup: int) -> float:
+    """Images/s of full training steps (forward, backward, AdamW) after `warmup` steps."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(batch, 3, image_size, image_size, generator=g) * 2 - 1
+    y = torch.randint(0, 10, (batch,), generator=g)
+    alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0, fused=True)
+    device = torch.device("cpu")
+    model.train()
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+        with autocast(device, precision):
+            loss, _, _ = training_loss(model, x0, y, alpha_bar)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def main(args: argparse.Namespace) -> None:
+    torch.manual_seed(0)
+    print(f"batch {args.batch_size}, {args.image_size} px, hidden 256, depth 6, 4 heads; "
+          f"{torch.get_num_threads()} threads; {args.steps} timed steps after {args.warmup} warm-up")
+    header = f"{'patch':>5} {'precision':>9} {'model':>16} {'img/s':>8} {'ratio':>6} {'GFLOP/s':>8} {'% peak':>7}"
+    print(header + "\n" + "-" * len(header))
+    for patch in args.patch:
+        ours = build_dit("DiT-Ti/2", patch_size=patch, input_size=args.image_size, in_channels=3,
+                         num_classes=10)
+        # Hardware FLOPs per training step per image: 3 forward passes, 2 FLOPs per multiply-add.
+        train_flops = 3 * 2 * forward_gflops(ours)
+        for precision in args.precision:
+            peer = DiffusersDiT(patch, args.image_size, 10)
+            contenders = [("diffusers", peer), ("ours", ours)]
+            if args.compile:
+                contenders.append(("ours + compile", torch.compile(ours)))
+            base = None
+            for name, model in contenders:
+                ips = time_steps(model, precision, args.batch_size, args.image_size, args.steps, args.warmup)
+                base = base or ips
+                achieved = ips * train_flops
+                print(f"{patch:>5} {precision:>9} {name:>16} {ips:>8.1f} {ips / base:>6.2f} "
+                      f"{achieved:>8.0f} {100 * achieved / PEAK_GFLOPS[precision]:>6.0f}%", flush=True)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="Training-step speed: our DiT vs diffusers' DiT.")
+    ap.add_argument("--patch", type=int, nargs="+", default=[2, 4, 8], help="patch sizes to time")
+    ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--batch-size", type=int, default=64, help="images per step (issue: 64)")
+    ap.add_argument("--image-size", type=int, default=32, help="pixels")
+    ap.add_argument("--steps", type=int, default=4, help="timed steps per measurement")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, caches)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile(ours)")
+    main(ap.parse_args())

@@ -1,0 +1,141 @@
+"""Task 3: the training loop learns, resumes exactly (even after kill -9), refuses bad input
+clearly, and runs data-parallel under torchrun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import landscapes
+import train_one_epoch as tr
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--image-size", "16", "--model", "DiT-Mi/4", "--batch-size", "16", "--precision", "fp32",
+        "--device", "cpu", "--no-samples"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """128 procedural landscapes at 16 px, 10 classes."""
+    return landscapes.generate_procedural(tmp_path_factory.mktemp("data"), n=128, size=16, seed=0,
+                                          progress=False)
+
+
+def train(data: Path, out: Path, *extra: str) -> dict:
+    tr.main(tr.parse_args(["--data", str(data), "--out", str(out), *TINY, *extra]))
+    return torch.load(out / tr.CHECKPOINT, weights_only=True)
+
+
+def test_loss_goes_down_and_outputs_are_written(data, tmp_path):
+    state = train(data, tmp_path, "--epochs", "12", "--lr", "2e-3", "--no-samples")
+    losses = state["history"]["loss"]
+    assert len(losses) == 12 * (128 // 16)
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.7 * first, (first, last)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == len(losses) and metrics["parameters"] > 0 and metrics["tokens"] == 16
+    assert metrics["final_loss"] == losses[-1]
+    assert (tmp_path / "loss.png").stat().st_size > 10_000
+    # The checkpoint carries everything needed to rebuild the model and its diffusion.
+    assert state["config"]["diffusion"] == {"T": 1000, "schedule": "linear"}
+    assert set(state) >= {"model", "ema", "optimizer", "step", "epoch", "rng", "config"}
+
+
+def test_samples_grid_is_written(data, tmp_path):
+    tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path), *TINY[:-1],
+                           "--max-steps", "2", "--sample-steps", "2"]))
+    assert (tmp_path / "samples.png").stat().st_size > 10_000
+
+
+def test_same_seed_same_losses_and_resume_is_exact(data, tmp_path):
+    # 8 steps per epoch: 12 steps cross an epoch boundary, with a new data order.
+    straight = train(data, tmp_path / "a", "--epochs", "2", "--max-steps", "12")
+    again = train(data, tmp_path / "b", "--epochs", "2", "--max-steps", "12")
+    assert straight["history"]["loss"] == again["history"]["loss"]
+    # Stop at 5, resume to 12: the same batches, noise and losses as the straight run.
+    train(data, tmp_path / "c", "--epochs", "2", "--max-steps", "5")
+    resumed = train(data, tmp_path / "c", "--epochs", "2", "--max-steps", "12", "--resume")
+    assert resumed["history"]["loss"] == straight["history"]["loss"]
+    for k, v in straight["model"].items():
+        assert torch.equal(resumed["model"][k], v), k
+
+
+def test_resume_after_kill_9(data, tmp_path):
+    """SIGKILL mid-run, then --resume: the run ends exactly where an uninterrupted one does."""
+    args = [sys.executable, str(ROOT / "train_one_epoch.py"), "--data", str(data), *TINY,
+            "--epochs", "40", "--ckpt-every", "7"]
+    reference = tmp_path / "ref"
+    subprocess.run(args + ["--out", str(reference)], check=True, capture_output=True, cwd=ROOT)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.time() + 120
+    while not (out / tr.CHECKPOINT).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it run on, likely into another checkpoint write
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / tr.CHECKPOINT).exists()
+    killed_at = torch.load(out / tr.CHECKPOINT, weights_only=True)["step"]
+    assert killed_at < 320, "the run finished before it was killed; the test proves nothing"
+    subprocess.run(args + ["--out", str(out), "--resume"], check=True, capture_output=True, cwd=ROOT)
+    a = torch.load(out / tr.CHECKPOINT, weights_only=True)
+    b = torch.load(reference / tr.CHECKPOINT, weights_only=True)
+    assert a["history"]["loss"] == b["history"]["loss"]
+    assert all(torch.equal(a["ema"][k], v) for k, v in b["ema"].items())
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch):
+    train(data, tmp_path, "--max-steps", "4")
+    good = (tmp_path / tr.CHECKPOINT).read_bytes()
+    real = tr.training_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **k):
+        loss, sums, counts = real(*a, **k)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] == 3 else loss), sums, counts
+
+    monkeypatch.setattr(tr, "training_loss", poisoned)
+    with pytest.raises(SystemExit, match=r"loss became nan at step 7; stopped without saving"):
+        train(data, tmp_path, "--max-steps", "10", "--resume", "--ckpt-every", "1")
+    # Steps 5 and 6 were checkpointed (--ckpt-every 1); the NaN step 7 was not.
+    assert torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)["step"] == 6
+    assert good != (tmp_path / tr.CHECKPOINT).read_bytes()
+
+
+def test_bad_input_is_one_clear_line(data, tmp_path):
+    with pytest.raises(SystemExit, match="--patch 3: patch size 3 does not divide the image size 32"):
+        tr.parse_args(["--patch", "3"])
+    with pytest.raises(SystemExit, match="--heads 3 does not divide --hidden 256"):
+        tr.parse_args(["--heads", "3"])
+    with pytest.raises(SystemExit, match="--data: .*does not exist"):
+        tr.main(tr.parse_args(["--data", str(tmp_path / "nowhere"), *TINY]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="--data: .*contains no images"):
+        tr.main(tr.parse_args(["--data", str(tmp_path / "empty"), *TINY]))
+    train(data, tmp_path / "run", "--max-steps", "1")
+    with pytest.raises(SystemExit, match=r"was trained with num_heads=2 \(flags say 4\)"):
+        train(data, tmp_path / "run", "--max-steps", "2", "--resume", "--heads", "4")
+    with pytest.raises(SystemExit, match="--resume: no checkpoint at"):
+        train(data, tmp_path / "fresh", "--resume")
+
+
+def test_torchrun_two_processes_split_data_and_agree(data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           "29517", str(ROOT / "train_one_epoch.py"), "--data", str(data), "--out", str(out), *TINY,
+           "--epochs", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ddp = json.loads((out / "metrics.json").read_text())["ddp"]
+    assert ddp["world_size"] == 2
+    assert ddp["images_per_rank"] == [64, 64] and ddp["overlapping_images"] == 0
+    assert ddp["weights_identical"], ddp["weight_digests"]
+    assert list(out.iterdir())  # only rank 0 writes, and it did

@@ -1,0 +1,513 @@
+"""Task 3 — train a DiT for one epoch (or more) with the paper's recipe, scaled to a CPU.
+
+    python train_one_epoch.py --patch 2                 # ~10,000 procedural landscapes, 32 px
+    python train_one_epoch.py --model DiT-S/4 --epochs 5 --out runs/s4
+    python train_one_epoch.py --patch 2 --resume        # continue runs/<name> after a stop
+    torchrun --nproc_per_node 2 train_one_epoch.py --patch 4   # data-parallel (DDP)
+
+The objective (DDPM §3.2, "L_simple"; DiT §4 trains the same ε-prediction loss):
+
+    x0 ~ data,  t ~ U{0 … T−1},  ε ~ N(0, I)
+    x_t = √ᾱ_t · x0 + √(1−ᾱ_t) · ε                         (DDPM eq. 4: forward_process.add_noise)
+    L   = ‖ε − ε̂_θ(x_t, t, y)‖²                            (DDPM eq. 14)
+
+The optimiser is the paper's: AdamW, lr 1e-4, no weight decay, a constant learning rate (no
+warm-up, no decay: DiT found none needed), horizontal flips as the only augmentation, an EMA of
+the weights for sampling, and 10% label dropout so the model can later be guided (cfg.py).
+
+What a run writes into its folder (--out, default runs/<model>-p<patch>):
+  checkpoint.pt  model, EMA, optimiser, step, RNG states, config — atomically, every
+                 --ckpt-every steps, at the end and on Ctrl-C; --resume continues from it
+  loss.png       per-step loss with a smoothed curve, and the loss per timestep bucket
+  samples.png    a 10×10 grid from the EMA weights, one class per row (DDIM, dit.ddim_sample)
+  metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the command line
+
+On 2 CPU cores the default (DiT-Ti/2, 10,000 images, batch 64, bf16) takes about 5 minutes
+(see README for the measured figure).  Shapes: B batch, C channels, H = W image size, T steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from tqdm import tqdm
+
+import landscapes
+from dit import DIT_CONFIGS, DiT, ddim_sample, forward_gflops
+from forward_process import add_noise, alpha_bar_from_betas, check_patch_size, make_betas, SCHEDULES
+
+CHECKPOINT = "checkpoint.pt"
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 1. Configuration: one argparse block, a why for every default
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Train a class-conditional DiT (Peebles & Xie 2022) on landscapes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = ap.add_argument_group("data")
+    data.add_argument("--data", default=None,
+                      help="folder of images (flat = unlabelled, or class subfolders); "
+                           "default: the procedural landscapes, generated once into data/")
+    data.add_argument("--image-size", type=int, default=32,
+                      help="training resolution; 32 px keeps an epoch to minutes on 2 CPU cores")
+    data.add_argument("--num-workers", type=int, default=0,
+                      help="DataLoader workers; the images sit in memory as uint8, so 0 is fastest")
+    model = ap.add_argument_group("model (DiT-Ti by default: the paper's shapes, CPU-sized)")
+    model.add_argument("--model", default=None, choices=list(DIT_CONFIGS), metavar="NAME",
+                       help="a named config from dit.py (e.g. DiT-S/4); sets depth, hidden, heads "
+                            "and patch, which the flags below then override")
+    model.add_argument("--patch", "--patch-size", dest="patch", type=int, default=None,
+                       help="patch size p (default 2): tokens = (image/p)², the main cost knob")
+    model.add_argument("--depth", type=int, default=None, help="DiT blocks N (default 6)")
+    model.add_argument("--hidden", type=int, default=None, help="width D (default 256)")
+    model.add_argument("--heads", type=int, default=None, help="attention heads (default 4)")
+    model.add_argument("--class-dropout", type=float, default=0.1,
+                       help="label dropout to the null class, so cfg.py can guide (paper: 0.1)")
+    diffusion = ap.add_argument_group("diffusion")
+    diffusion.add_argument("--T", type=int, default=1000, help="diffusion steps (paper: 1000)")
+    diffusion.add_argument("--schedule", default="linear", choices=SCHEDULES,
+                           help="β schedule (paper: linear 1e-4 → 0.02)")
+    optim = ap.add_argument_group("optimisation")
+    optim.add_argument("--batch-size", type=int, default=64,
+                       help="global batch (paper: 256); 64 fits a 2-core CPU's caches well")
+    optim.add_argument("--lr", type=float, default=1e-4,
+                       help="AdamW learning rate, constant (paper: 1e-4, no warm-up, no decay)")
+    optim.add_argument("--grad-clip", type=float, default=None,
+                       help="clip the gradient norm to this value (paper: none)")
+    optim.add_argument("--ema-decay", type=float, default=0.9999,
+                       help="EMA decay ceiling (paper: 0.9999), warmed up as (1+n)/(10+n)")
+    optim.add_argument("--epochs", type=int, default=1, help="passes over the data")
+    optim.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    run = ap.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0, help="seeds data order, noise, t and init")
+    run.add_argument("--out", default=None, help="run folder (default runs/<model>-p<patch>)")
+    run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
+                     help="continue from CKPT, or from <out>/checkpoint.pt when given alone")
+    run.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps")
+    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                     help="bf16 autocast where the hardware has bf16 units (auto), else fp32")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                     help="auto picks CUDA when present")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the model (a minute of compiling, then faster steps)")
+    run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples.png")
+    run.add_argument("--no-samples", action="store_true", help="skip samples.png")
+    args = ap.parse_args(argv)
+
+    # Resolve the model shape: named config → flags → DiT-Ti defaults.
+    base = dict(DIT_CONFIGS[args.model or "DiT-Ti/2"])
+    for key, flag in (("patch_size", "patch"), ("depth", "depth"), ("hidden_size", "hidden"),
+                      ("num_heads", "heads")):
+        if getattr(args, flag) is not None:
+            base[key] = getattr(args, flag)
+    args.patch, args.depth, args.hidden, args.heads = (
+        base["patch_size"], base["depth"], base["hidden_size"], base["num_heads"])
+
+    # Bad input: one clear line each, before any work is done.
+    try:
+        check_patch_size(args.image_size, args.patch)
+    except ValueError as e:
+        raise SystemExit(f"--patch {args.patch}: {e}")
+    if args.hidden % args.heads:
+        raise SystemExit(f"--heads {args.heads} does not divide --hidden {args.hidden}; "
+                         f"use heads with {args.hidden} % heads == 0 (e.g. {args.hidden // 64 or 1})")
+    for name in ("batch_size", "epochs", "T", "ckpt_every", "sample_steps"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    if args.T < 2:
+        raise SystemExit("--T must be at least 2")
+    if not 0 <= args.class_dropout < 1:
+        raise SystemExit("--class-dropout must lie in [0, 1)")
+    if args.out is None:
+        args.out = f"runs/DiT-{args.depth}x{args.hidden}-p{args.patch}-{args.image_size}px"
+    return args
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 2. Devices, precision, processes
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 pays only with hardware bf16 units: AVX-512-BF16/AMX on CPUs, Ampere+ on GPUs."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast: matrix products in bf16, reductions (softmax, LayerNorm, the loss) in fp32.
+    The weights, the optimiser state and the EMA stay fp32, so nothing is lost between steps."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def setup_distributed(device_choice: str) -> tuple[int, int, torch.device]:
+    """Under torchrun (RANK and WORLD_SIZE set) join the process group; else one process."""
+    if "RANK" not in os.environ:
+        return 0, 1, pick_device(device_choice)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    device = pick_device(device_choice)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    # gloo runs on CPUs, nccl is the fast path between GPUs.
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 3. Checkpoints: atomic writes, exact resume
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def run_config(args: argparse.Namespace, num_classes: int) -> dict:
+    """What a checkpoint must agree with to be resumed: the model and the diffusion."""
+    return dict(
+        model=dict(input_size=args.image_size, patch_size=args.patch, in_channels=3,
+                   hidden_size=args.hidden, depth=args.depth, num_heads=args.heads, mlp_ratio=4.0,
+                   class_dropout_prob=args.class_dropout, num_classes=num_classes, learn_sigma=False),
+        diffusion=dict(T=args.T, schedule=args.schedule),
+    )
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write to a temporary file, flush it to disk, then rename: a rename is atomic, so a kill
+    at any moment (even kill -9 mid-write) leaves the previous complete checkpoint in place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, expected: dict) -> dict:
+    if not path.exists():
+        raise SystemExit(f"--resume: no checkpoint at {path}; train without --resume first")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = state["config"]
+    diffs = [f"{k}={saved[group][k]!r} (flags say {v!r})"
+             for group in ("model", "diffusion") for k, v in expected[group].items()
+             if saved[group].get(k) != v]
+    if diffs:
+        raise SystemExit(f"--resume: {path} was trained with {', '.join(diffs)}; "
+                         f"pass the same flags or use a new --out")
+    return state
+
+
+def rng_state(device: torch.device) -> torch.Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def set_rng_state(state: torch.Tensor, device: torch.device) -> None:
+    torch.cuda.set_rng_state(state, device) if device.type == "cuda" else torch.set_rng_state(state)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 4. One training step, and the EMA
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def training_loss(model, x0, y, alpha_bar, buckets: int = 3):
+    """L_simple on a batch; also the per-sample losses summed per timestep bucket (low/mid/high t)."""
+    B, T = x0.shape[0], alpha_bar.shape[0]
+    t = torch.randint(0, T, (B,), device=x0.device)                      # t ~ U{0 … T−1}
+    eps = torch.randn_like(x0)                                           # ε ~ N(0, I)
+    x_t = add_noise(x0, t, eps, alpha_bar)                               # (B, C, H, W)
+    eps_hat = model(x_t, t, y)                                           # (B, C, H, W)
+    per_sample = F.mse_loss(eps_hat.float(), eps, reduction="none").mean(dim=(1, 2, 3))  # (B,)
+    bucket = t * buckets // T                                            # 0 low, 1 mid, 2 high t
+    sums = torch.zeros(buckets, device=x0.device).index_add_(0, bucket, per_sample.detach())
+    counts = torch.bincount(bucket, minlength=buckets)
+    return per_sample.mean(), sums, counts
+
+
+@torch.no_grad()
+def update_ema(ema: DiT, model: DiT, num_updates: int, max_decay: float) -> None:
+    """θ_ema ← d·θ_ema + (1 − d)·θ, with d = min(max_decay, (1 + n)/(10 + n)).
+
+    The warm-up matters for short runs: at d = 0.9999 the EMA would move 1% of the way in 100
+    steps, so after one CPU epoch it would still be the random initialisation.  With the
+    warm-up, d ≈ 0.5 at the start and approaches the ceiling as n grows."""
+    decay = min(max_decay, (1 + num_updates) / (10 + num_updates))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 5. What the run shows: loss curves, samples, metrics
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def smooth(values: list[float], alpha: float = 0.05) -> list[float]:
+    """Exponential moving average with bias correction (so the curve starts at the data)."""
+    out, m = [], 0.0
+    for i, v in enumerate(values):
+        m = (1 - alpha) * m + alpha * v
+        out.append(m / (1 - (1 - alpha) ** (i + 1)))
+    return out
+
+
+def plot_loss(history: dict, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = range(1, len(history["loss"]) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax1.plot(steps, history["loss"], lw=0.6, alpha=0.35, label="per step")
+    ax1.plot(steps, smooth(history["loss"]), lw=2, label="smoothed (EMA 0.05)")
+    ax1.set(title=f"Training loss ‖ε − ε̂‖² — {title}", xlabel="step", ylabel="MSE", yscale="log")
+    ax1.legend()
+    names = ("low t (0 … T/3)", "mid t", "high t (2T/3 … T)")
+    for b, name in enumerate(names):
+        ax2.plot(steps, smooth(history["bucket"][b], alpha=0.02), label=name)
+    ax2.set(title="Loss per timestep bucket (smoothed)", xlabel="step", ylabel="MSE", yscale="log")
+    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, precision: str,
+                num_steps: int, seed: int, n: int = 100) -> torch.Tensor:
+    """n images from the EMA weights with DDIM; class = row index when the data is labelled."""
+    ema.eval()
+    rows = int(math.sqrt(n))
+    y = (torch.arange(n, device=device) // rows) % num_classes if labelled else \
+        torch.zeros(n, dtype=torch.long, device=device)
+    g = torch.Generator(device).manual_seed(seed)
+    x_T = torch.randn(n, 3, ema.input_size, ema.input_size, generator=g, device=device)
+    with autocast(device, precision):
+        *_, (_, _, x0) = ddim_sample(lambda x, t: ema.eps(x, t, y), x_T, alpha_bar, num_steps)
+    return x0.float().cpu()
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 6. main
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def main(args: argparse.Namespace) -> None:
+    rank, world, device = setup_distributed(args.device)
+    is_main = rank == 0
+    log = print if is_main else (lambda *a, **k: None)
+    if args.batch_size % world:
+        raise SystemExit(f"--batch-size {args.batch_size} must be divisible by the {world} processes")
+    precision = args.precision
+    if precision == "auto":
+        precision = "bf16" if bf16_is_fast(device) else "fp32"
+    out = Path(args.out)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)  # the same initial weights on every rank
+
+    # ── data: uint8 images in memory, flips and scaling per batch ──
+    try:
+        folder = landscapes.resolve_data(args.data, "train", args.image_size) if is_main else None
+        if world > 1:                       # rank 0 generates the cache once; the others wait
+            box = [folder]
+            dist.broadcast_object_list(box)
+            folder = box[0]
+        data = landscapes.load_images(folder, args.image_size)
+    except ValueError as e:
+        raise SystemExit(f"--data: {e}")
+    num_classes = len(data.class_names)
+    dataset = TensorDataset(data.images, data.labels)
+    per_rank_batch = args.batch_size // world
+    steps_per_epoch = len(dataset) // args.batch_size
+    if steps_per_epoch == 0:
+        raise SystemExit(f"--batch-size {args.batch_size} is larger than the {len(dataset)} images")
+    total_steps = steps_per_epoch * args.epochs
+    if args.max_steps is not None:
+        total_steps = min(total_steps, args.max_steps)
+
+    # ── model, EMA, optimiser, schedule ──
+    config = run_config(args, num_classes)
+    model = DiT(**config["model"]).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    alpha_bar = alpha_bar_from_betas(make_betas(args.schedule, args.T)).to(device)
+    # Fused AdamW does the whole update in one kernel per dtype: fewer passes over memory.
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, fused=True)
+    history = {"loss": [], "bucket": [[], [], []]}
+    step, ema_updates, wall_before = 0, 0, 0.0
+
+    ckpt_path = out / CHECKPOINT
+    if args.resume is not None:
+        path = ckpt_path if args.resume == "auto" else Path(args.resume)
+        state = load_checkpoint(path, config)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step, ema_updates, history = state["step"], state["ema_updates"], state["history"]
+        wall_before = state["wall_time"]
+        set_rng_state(state["rng"][rank % len(state["rng"])], device)
+        log(f"resumed {path} at step {step}")
+    else:
+        torch.manual_seed(args.seed * 1000 + rank)  # different t, ε and flips on every rank
+
+    train_model = torch.compile(model) if args.compile else model
+    if world > 1:
+        train_model = DistributedDataParallel(train_model, device_ids=[device] if device.type == "cuda" else None)
+
+    params = sum(p.numel() for p in model.parameters())
+    tokens = (args.image_size // args.patch) ** 2
+    gflops = forward_gflops(model)
+    log(f"DiT depth {args.depth}, width {args.hidden}, {args.heads} heads, patch {args.patch}: "
+        f"{params:,} parameters, {tokens} tokens, {gflops:.3f} GFLOPs/image forward | "
+        f"{len(dataset):,} images, {num_classes} classes | {device}, {precision}, {world} process(es)")
+
+    def checkpoint_state() -> dict:
+        rngs = [rng_state(device)]
+        if world > 1:                         # every rank's RNG, so a resume reproduces all of them
+            rngs = [None] * world
+            dist.all_gather_object(rngs, rng_state(device).cpu())
+        return dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(),
+                    step=step, ema_updates=ema_updates, epoch=step // steps_per_epoch,
+                    rng=rngs, config=config, history=history,
+                    wall_time=wall_before + time.perf_counter() - t_start)
+
+    def write_checkpoint() -> None:
+        state = checkpoint_state()          # every rank takes part in the gather
+        if is_main:
+            save_checkpoint(ckpt_path, state)
+
+    # ── the loop ──
+    seen = torch.zeros(len(dataset), dtype=torch.bool)      # which images this rank trained on
+    t_start = time.perf_counter()
+    images_done = 0
+    bar = tqdm(total=total_steps, initial=step, disable=not is_main, unit="step", dynamic_ncols=True)
+    model.train()
+    try:
+        while step < total_steps:
+            epoch, skip = divmod(step, steps_per_epoch)
+            # The data order is a function of (seed, epoch) alone, so a resumed run sees exactly
+            # the batches it would have seen; each rank takes its own 1/world share.
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                         seed=args.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+            order = list(sampler)[skip * per_rank_batch: steps_per_epoch * per_rank_batch]
+            seen[order] = True
+            # Its own generator: a DataLoader draws a seed for its workers from the global RNG
+            # otherwise, which would shift the noise stream of a resumed run by one draw.
+            loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=order,
+                                num_workers=args.num_workers, drop_last=True,
+                                generator=torch.Generator().manual_seed(args.seed + epoch))
+            for u8, y in loader:
+                if step >= total_steps:
+                    break
+                x0 = landscapes.to_float(u8.to(device, non_blocking=True))   # (B, 3, H, W) in [−1, 1]
+                y = y.to(device, non_blocking=True)
+                flip = torch.rand(x0.shape[0], device=device) < 0.5       # horizontal flips (paper)
+                x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+                with autocast(device, precision):
+                    loss, bucket_sums, bucket_counts = training_loss(train_model, x0, y, alpha_bar)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if args.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    bar.close()
+                    raise SystemExit(f"loss became {loss_value} at step {step + 1}; stopped without "
+                                     f"saving, so {ckpt_path} is the last good checkpoint "
+                                     f"(try a lower --lr or --grad-clip 1.0)")
+                opt.step()
+                update_ema(ema, model, ema_updates, args.ema_decay)
+                ema_updates += 1
+                step += 1
+                images_done += x0.shape[0] * world
+
+                history["loss"].append(loss_value)
+                means = (bucket_sums / bucket_counts.clamp(min=1)).tolist()
+                for b, (m, c) in enumerate(zip(means, bucket_counts.tolist())):
+                    history["bucket"][b].append(m if c else float("nan"))
+                elapsed = time.perf_counter() - t_start
+                bar.set_postfix(loss=f"{smooth(history['loss'][-50:])[-1]:.4f}",
+                                img_s=f"{images_done / elapsed:.1f}", refresh=False)
+                bar.update()
+                if step % args.ckpt_every == 0 and step < total_steps:
+                    write_checkpoint()
+    except KeyboardInterrupt:
+        bar.close()
+        write_checkpoint()
+        log(f"\ninterrupted at step {step}: saved {ckpt_path}; continue with --resume")
+        sys.exit(130)
+    bar.close()
+    elapsed = time.perf_counter() - t_start
+    write_checkpoint()
+
+    # ── DDP self-check: different data on each rank, identical weights at the end ──
+    ddp = None
+    if world > 1:
+        digest = sum(float(p.double().sum()) for p in model.parameters())
+        seen_sets = [None] * world
+        digests = [None] * world
+        dist.all_gather_object(seen_sets, seen.nonzero().flatten().tolist())
+        dist.all_gather_object(digests, digest)
+        overlap = set(seen_sets[0]).intersection(*map(set, seen_sets[1:]))
+        ddp = dict(world_size=world, images_per_rank=[len(s) for s in seen_sets],
+                   overlapping_images=len(overlap), weight_digests=digests,
+                   weights_identical=len(set(digests)) == 1)
+
+    if is_main:
+        plot_loss(history, out / "loss.png", f"{len(history['loss'])} steps, batch {args.batch_size}")
+        written = [ckpt_path, out / "loss.png"]
+        if not args.no_samples:
+            x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, device, precision,
+                             args.sample_steps, args.seed)
+            landscapes.save_image_grid(x0, out / "samples.png", nrow=10,
+                                       title=f"EMA samples after {step} steps (DDIM {args.sample_steps} steps)"
+                                             + (", one class per row" if data.labelled else ""))
+            written.append(out / "samples.png")
+        tail = history["loss"][-min(100, len(history["loss"])):]
+        metrics = dict(
+            parameters=params, tokens=tokens, gflops_forward_per_image=gflops,
+            images_per_second=images_done / elapsed if elapsed else None,
+            wall_time_s=wall_before + elapsed, steps=step, epochs=step / steps_per_epoch,
+            final_loss=history["loss"][-1] if history["loss"] else None,
+            smoothed_loss=sum(tail) / len(tail) if tail else None,
+            device=str(device), precision=precision, world_size=world, compile=args.compile,
+            config=config, ddp=ddp, command=shlex.join([sys.executable] + sys.argv),
+        )
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        written.append(out / "metrics.json")
+        log(f"\n{step} steps in {elapsed:.0f} s ({images_done / elapsed:.1f} images/s); "
+            f"loss {metrics['smoothed_loss']:.4f} (mean of the last {len(tail)} steps)")
+        log("wrote " + ", ".join(map(str, written)))
+    if world > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(parse_args())
