@@ -306,6 +306,26 @@ def build_dit(name: str, **overrides) -> DiT:
     return DiT(**{**DIT_CONFIGS[name], **overrides})
 
 
+def load_dit_checkpoint(path, device="cpu") -> tuple[DiT, dict, list[str]]:
+    """Rebuild a trained DiT for sampling from a checkpoint of train_one_epoch.py (the full
+    training state, or the small file that `--export` writes): its EMA weights, in fp32, in
+    eval mode (no label dropout).  Returns (model, config, class_names); config holds the
+    model's arguments and the diffusion it was trained with (T, schedule)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: train one with `python train_one_epoch.py` and pass "
+            f"its runs/<name>/checkpoint.pt")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    config = state["config"]
+    model = DiT(**config["model"])
+    model.load_state_dict({k: v.float() for k, v in state["ema"].items()})
+    class_names = state.get("class_names") or [str(i) for i in range(model.num_classes)]
+    return model.to(device).eval().requires_grad_(False), config, class_names
+
+
 # ════════════════════════════════════════════════════════════════════════════════════════════
 # 5. Counting compute
 # ════════════════════════════════════════════════════════════════════════════════════════════

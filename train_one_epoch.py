@@ -107,6 +107,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="auto picks CUDA when present")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the model (a minute of compiling, then faster steps)")
+    run.add_argument("--export", default=None, metavar="PATH",
+                     help="also write the EMA weights in bf16 with their config to PATH: the small "
+                          "file that ships under checkpoints/ (dit.load_dit_checkpoint reads both)")
     run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples.png")
     run.add_argument("--no-samples", action="store_true", help="skip samples.png")
     args = ap.parse_args(argv)
@@ -206,6 +209,18 @@ def save_checkpoint(path: Path, state: dict) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
+    """The EMA weights alone, in bf16 (half the bytes; sampling loads them back as fp32), with
+    the config and class names: everything `dit.load_dit_checkpoint` needs, nothing to resume."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    small = dict(config=state["config"], class_names=state["class_names"],
+                 ema={k: v.to(torch.bfloat16) for k, v in state["ema"].items()},
+                 trained={k: metrics[k] for k in ("steps", "epochs", "wall_time_s", "device",
+                                                   "precision", "smoothed_loss", "command")})
+    save_checkpoint(path, small)
+    return path
 
 
 def load_checkpoint(path: Path, expected: dict) -> dict:
@@ -394,7 +409,7 @@ def main(args: argparse.Namespace) -> None:
             dist.all_gather_object(rngs, rng_state(device).cpu())
         return dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(),
                     step=step, ema_updates=ema_updates, epoch=step // steps_per_epoch,
-                    rng=rngs, config=config, history=history,
+                    rng=rngs, config=config, class_names=data.class_names, history=history,
                     wall_time=wall_before + time.perf_counter() - t_start)
 
     def write_checkpoint() -> None:
@@ -465,7 +480,9 @@ def main(args: argparse.Namespace) -> None:
         sys.exit(130)
     bar.close()
     elapsed = time.perf_counter() - t_start
-    write_checkpoint()
+    final_state = checkpoint_state()        # every rank takes part in the gather
+    if is_main:
+        save_checkpoint(ckpt_path, final_state)
 
     # ── DDP self-check: different data on each rank, identical weights at the end ──
     ddp = None
@@ -486,9 +503,10 @@ def main(args: argparse.Namespace) -> None:
         if not args.no_samples:
             x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, device, precision,
                              args.sample_steps, args.seed)
-            landscapes.save_image_grid(x0, out / "samples.png", nrow=10,
-                                       title=f"EMA samples after {step} steps (DDIM {args.sample_steps} steps)"
-                                             + (", one class per row" if data.labelled else ""))
+            landscapes.save_image_grid(
+                x0, out / "samples.png", nrow=10,
+                row_labels=[data.class_names[r % num_classes] for r in range(10)] if data.labelled else None,
+                title=f"EMA samples after {step} steps (DDIM, {args.sample_steps} steps)")
             written.append(out / "samples.png")
         tail = history["loss"][-min(100, len(history["loss"])):]
         metrics = dict(
@@ -502,6 +520,8 @@ def main(args: argparse.Namespace) -> None:
         )
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         written.append(out / "metrics.json")
+        if args.export:
+            written.append(export_for_sampling(final_state, Path(args.export), metrics))
         log(f"\n{step} steps in {elapsed:.0f} s ({images_done / elapsed:.1f} images/s); "
             f"loss {metrics['smoothed_loss']:.4f} (mean of the last {len(tail)} steps)")
         log("wrote " + ", ".join(map(str, written)))

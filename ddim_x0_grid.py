@@ -1,0 +1,297 @@
+"""Task 4b — watch the clean image emerge: DDIM's running guess x̂0, step by step.
+
+    python ddim_x0_grid.py                                   # the shipped landscape DiT, 100 images
+    python ddim_x0_grid.py --checkpoint runs/<name>/checkpoint.pt --steps 25 --show-xt
+    python ddim_x0_grid.py --model facebook/DiT-XL-2-256 --classes 88 207 279 --n 3 --device cuda
+
+At every DDIM step the network predicts the noise ε̂ in x_t, and with it the clean image
+
+    x̂0 = (x_t − √(1−ᾱ_t) · ε̂) / √ᾱ_t                          (DDPM eq. 15, DDIM eq. 9)
+
+which is where DDIM aims the next step (DDIM eq. 12).  x_t itself is a noisy mixture until the
+very end; x̂0 is the model's *current belief* about the image, and watching it shows the order
+in which a diffusion model decides things: first the layout and the colours (sky above, ground
+below, the class's palette), then shapes, and only in the last steps the fine detail.
+
+What it writes into --out (default report/ddim_x0):
+  x0_step<k>_t<t>.png   the 10×10 grid of x̂0 at each shown step (one class per row)
+  final.png             the final samples (= x̂0 of the last step, where ᾱ_prev = 1)
+  overview.png          one panel per shown step, labelled with t (x_t beside x̂0 with --show-xt)
+  x0_trajectory.gif     x̂0 grids over all steps
+The sampler is dit.ddim_sample, the project's one DDIM implementation.
+
+With --model, the same sampler runs the real pretrained DiT-XL/2 through diffusers (transformer +
+Stable Diffusion VAE from the local Hugging Face cache; nothing is downloaded): x̂0 latents are
+decoded with the VAE at each shown step, and the learned-Σ channels are split off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import landscapes
+from dit import ddim_sample, load_dit_checkpoint
+from forward_process import alpha_bar_from_betas, make_betas
+
+SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 1. Two kinds of model behind one interface
+# ════════════════════════════════════════════════════════════════════════════════════════════
+#
+# A "sampler model" here is: eps_fn(x_t, t) for fixed labels y, the shape of x_T, the ᾱ the model
+# was trained with, and `decode` that turns x̂0 (pixels or latents) into images in [−1, 1].
+
+
+class LandscapeModel:
+    """Our DiT, from a checkpoint of train_one_epoch.py (its EMA weights)."""
+
+    def __init__(self, path: Path, device: torch.device):
+        self.net, config, self.class_names = load_dit_checkpoint(path, device)
+        self.alpha_bar = alpha_bar_from_betas(
+            make_betas(config["diffusion"]["schedule"], config["diffusion"]["T"])).to(device)
+        self.shape = (self.net.in_channels, self.net.input_size, self.net.input_size)
+        self.num_classes = self.net.num_classes
+
+    def eps_fn(self, y: torch.Tensor):
+        return lambda x_t, t: self.net.eps(x_t, t, y)
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        return x0                                    # pixel space already
+
+
+class DiffusersDiT:
+    """The pretrained DiT of Peebles & Xie through diffusers: transformer + VAE + schedule.
+
+    `source` is a hub id (looked up in the local cache only) or a folder laid out like the hub
+    repository: transformer/, vae/, scheduler/scheduler_config.json."""
+
+    def __init__(self, source: str, device: torch.device):
+        from diffusers import AutoencoderKL, DiTTransformer2DModel
+
+        try:
+            self.transformer = DiTTransformer2DModel.from_pretrained(
+                source, subfolder="transformer", local_files_only=True, low_cpu_mem_usage=False).to(device).eval()
+            self.vae = AutoencoderKL.from_pretrained(
+                source, subfolder="vae", local_files_only=True, low_cpu_mem_usage=False).to(device).eval()
+        except (OSError, ValueError) as e:
+            raise SystemExit(
+                f"--model {source}: not found locally ({type(e).__name__}). This machine is offline; on "
+                f"a connected one run `huggingface-cli download {source}` (or "
+                f"`python -c \"from diffusers import DiTPipeline; DiTPipeline.from_pretrained('{source}')\"`) "
+                f"and copy ~/.cache/huggingface here, or pass the downloaded folder to --model") from None
+        self.alpha_bar = self._alpha_bar(source).to(device)
+        cfg = self.transformer.config
+        self.shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
+        self.num_classes = cfg.num_embeds_ada_norm
+        self.class_names = [str(i) for i in range(self.num_classes)]
+        self.scaling = self.vae.config.scaling_factor        # 0.18215 for the SD VAE
+
+    @staticmethod
+    def _alpha_bar(source: str) -> torch.Tensor:
+        """The DiT pipeline's schedule (linear β, 1e-4 → 0.02, T = 1000), from its config if present."""
+        from diffusers import DDIMScheduler
+
+        try:
+            cfg = DDIMScheduler.load_config(source, subfolder="scheduler", local_files_only=True)
+        except (OSError, ValueError):
+            cfg = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": 1000}
+        T = cfg.get("num_train_timesteps", 1000)
+        if cfg.get("beta_schedule", "linear") != "linear" or \
+                abs(cfg.get("beta_start", 1e-4) - 1e-4 * 1000 / T) > 1e-9 or \
+                abs(cfg.get("beta_end", 0.02) - 0.02 * 1000 / T) > 1e-9:
+            raise SystemExit(f"--model {source}: its scheduler config {cfg} is not DiT's linear schedule")
+        return alpha_bar_from_betas(make_betas("linear", T))
+
+    def eps_fn(self, y: torch.Tensor):
+        C = self.shape[0]
+
+        def eps(x_t, t):
+            out = self.transformer(x_t, timestep=t, class_labels=y).sample   # (B, 2C, h, w)
+            return out[:, :C]                     # ε̂; the other C channels are the learned Σ
+        return eps
+
+    @torch.no_grad()
+    def decode(self, z0: torch.Tensor) -> torch.Tensor:
+        """Latent x̂0 → pixels in [−1, 1] (the VAE works on latents scaled by 1/0.18215)."""
+        return self.vae.decode(z0 / self.scaling).sample.clamp(-1, 1)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 2. Sampling and recording the trajectory
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def pick_show_steps(num_steps: int, show: list[int] | None, count: int = 10) -> list[int]:
+    """Indices (0-based) of the steps to draw: `count` spread over the run, always the last."""
+    if show:
+        bad = [k for k in show if not 0 <= k < num_steps]
+        if bad:
+            raise SystemExit(f"--show-steps {bad}: steps are numbered 0 … {num_steps - 1}")
+        return sorted(set(show) | {num_steps - 1})
+    return sorted(set(np.linspace(0, num_steps - 1, min(count, num_steps)).round().astype(int).tolist()))
+
+
+def labels_for(args, model, n: int) -> torch.Tensor:
+    if args.classes:
+        bad = [c for c in args.classes if not 0 <= c < model.num_classes]
+        if bad:
+            raise SystemExit(f"--classes {bad}: the model knows classes 0 … {model.num_classes - 1}")
+        return torch.tensor(args.classes).repeat_interleave(-(-n // len(args.classes)))[:n]
+    rows = args.nrow
+    return (torch.arange(n) // rows) % model.num_classes          # one class per row
+
+
+@torch.no_grad()
+def run(args: argparse.Namespace, model, device: torch.device):
+    """Sample, keeping x̂0 (uint8 grids) at every step and x_t at the shown ones."""
+    n = args.n
+    y = labels_for(args, model, n).to(device)
+    g = torch.Generator(device).manual_seed(args.seed)
+    x_T = torch.randn(n, *model.shape, generator=g, device=device)
+    show = pick_show_steps(args.steps, args.show_steps)
+    x0_all, shown = [], []                     # per step: uint8 (n, 3, H, W); (k, t, x0, x_t)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else \
+        torch.autocast(device.type, enabled=False)
+    with autocast:
+        steps = ddim_sample(model.eps_fn(y), x_T, model.alpha_bar, args.steps, eta=args.eta,
+                            generator=g, spacing=args.spacing)
+        for k, (t, x_t, x0_hat) in enumerate(steps):
+            # Decoding latents costs a VAE pass: only at the shown steps (all steps for the GIF
+            # only in pixel space, where decode is free).
+            if k in show or isinstance(model, LandscapeModel):
+                img = landscapes.to_uint8(model.decode(x0_hat.float()).cpu())
+                x0_all.append(img)
+            if k in show:
+                xt_img = landscapes.to_uint8(model.decode(x_t.float()).cpu()) if args.show_xt else None
+                shown.append((k, t, img, xt_img))
+    return y.cpu(), x0_all, shown
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 3. Figures
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def save_overview(shown, path: Path, nrow: int, show_xt: bool, title: str) -> None:
+    """One panel per shown step: the x̂0 grid (and the x_t grid under it with --show-xt)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = len(shown)
+    rows = 2 if show_xt else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
+    for c, (k, t, x0, xt) in enumerate(shown):
+        axes[0, c].imshow(landscapes.tile_images(x0, nrow).numpy(), interpolation="nearest")
+        axes[0, c].set_title(f"step {k + 1}, t = {t}", fontsize=9)
+        if show_xt:
+            axes[1, c].imshow(landscapes.tile_images(xt, nrow).numpy(), interpolation="nearest")
+    axes[0, 0].set_ylabel("x̂0 (prediction)")
+    if show_xt:
+        axes[1, 0].set_ylabel("x_t (state)")
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_gif(frames: list[torch.Tensor], path: Path, nrow: int, ms_per_frame: int = 120) -> None:
+    from PIL import Image
+
+    tiles = [Image.fromarray(landscapes.tile_images(f, nrow).numpy()) for f in frames]
+    scale = max(1, 384 // tiles[0].width)     # enlarge small pixel grids so they are visible
+    tiles = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) for im in tiles]
+    durations = [ms_per_frame] * (len(tiles) - 1) + [1500]     # linger on the final images
+    tiles[0].save(path, save_all=True, append_images=tiles[1:], duration=durations, loop=0)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 4. main
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def main(args: argparse.Namespace) -> None:
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
+    if args.model:
+        model = DiffusersDiT(args.model, device)
+        source = args.model
+    else:
+        path = Path(args.checkpoint)
+        if not path.exists():
+            raise SystemExit(f"--checkpoint {path} does not exist: train one with `python train_one_epoch.py`"
+                             f" and pass runs/<name>/checkpoint.pt")
+        model = LandscapeModel(path, device)
+        source = str(path)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    y, x0_all, shown = run(args, model, device)
+    row_labels = None
+    if not args.classes:
+        row_labels = [model.class_names[int(y[r * args.nrow])] for r in range(-(-args.n // args.nrow))]
+    written = []
+    for k, t, x0, _ in shown:
+        p = landscapes.save_image_grid(x0, out / f"x0_step{k + 1:03d}_t{t:04d}.png", nrow=args.nrow,
+                                       row_labels=row_labels,
+                                       title=f"x̂0 at DDIM step {k + 1}/{args.steps} (t = {t})")
+        written.append(p)
+    written.append(landscapes.save_image_grid(shown[-1][2], out / "final.png", nrow=args.nrow,
+                                              row_labels=row_labels,
+                                              title=f"Final samples, DDIM {args.steps} steps, η = {args.eta}"))
+    save_overview(shown, out / "overview.png", args.nrow, args.show_xt,
+                  f"DDIM's running guess x̂0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t, {args.steps} steps, {source}")
+    written.append(out / "overview.png")
+    frames = x0_all if len(x0_all) == args.steps else [s[2] for s in shown]
+    save_gif(frames, out / "x0_trajectory.gif", args.nrow)
+    written.append(out / "x0_trajectory.gif")
+    (out / "run.json").write_text(json.dumps(
+        dict(source=source, steps=args.steps, eta=args.eta, spacing=args.spacing, seed=args.seed,
+             n=args.n, shown_steps=[k + 1 for k, *_ in shown], shown_t=[t for _, t, *_ in shown]), indent=2))
+    print(f"sampled {args.n} images with {args.steps} DDIM steps from {source} on {device}")
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Grids of DDIM's running prediction x̂0, step by step.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--checkpoint", default=str(SHIPPED),
+                    help="our DiT: the shipped checkpoint, or runs/<name>/checkpoint.pt")
+    ap.add_argument("--model", default=None,
+                    help="instead, a diffusers DiT pipeline: hub id (from the local cache) or folder, "
+                         "e.g. facebook/DiT-XL-2-256")
+    ap.add_argument("--classes", type=int, nargs="+", default=None,
+                    help="class ids to sample (ImageNet ids for DiT-XL/2); default one class per row")
+    ap.add_argument("--n", type=int, default=100, help="images (a 10×10 grid)")
+    ap.add_argument("--nrow", type=int, default=10, help="images per grid row")
+    ap.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    ap.add_argument("--eta", type=float, default=0.0, help="η: 0 deterministic, 1 ≈ DDPM")
+    ap.add_argument("--spacing", default="trailing", choices=["leading", "trailing"],
+                    help="trailing starts at t = T−1, from pure noise (Lin et al. 2023)")
+    ap.add_argument("--show-steps", type=int, nargs="+", default=None,
+                    help="0-based step indices to draw (default: 10 spread out, with the last)")
+    ap.add_argument("--show-xt", action="store_true", help="draw x_t beside x̂0 in the overview")
+    ap.add_argument("--seed", type=int, default=0, help="seeds x_T (and z when η > 0)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="autocast dtype")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--out", default="report/ddim_x0", help="output folder")
+    args = ap.parse_args(argv)
+    if args.n < 1 or args.nrow < 1 or args.steps < 1:
+        raise SystemExit("--n, --nrow and --steps must be at least 1")
+    if not 0 <= args.eta <= 1:
+        raise SystemExit(f"--eta {args.eta}: η lies in [0, 1]")
+    return args
+
+
+if __name__ == "__main__":
+    main(parse_args())

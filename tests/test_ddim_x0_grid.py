@@ -1,0 +1,103 @@
+"""ddim_x0_grid.py: the x̂0 trajectory on our DiT, and the diffusers DiT-XL/2 path exercised on a
+tiny randomly initialised diffusers DiT + VAE saved to a folder and loaded through the same code."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import ddim_x0_grid as grid
+from dit import build_dit
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A small DiT in the export format of train_one_epoch.py (random weights, non-zero output)."""
+    torch.manual_seed(0)
+    model = build_dit("DiT-Mi/4", input_size=16, in_channels=3, num_classes=10)
+    for p in model.parameters():                         # leave adaLN-Zero's all-zero start
+        p.data.add_(0.02 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
+    torch.save(dict(config=dict(model=model.config, diffusion=dict(T=1000, schedule="linear")),
+                    class_names=[f"c{i}" for i in range(10)],
+                    ema={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()}), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory) -> Path:
+    """A diffusers DiT pipeline folder (transformer/, vae/, scheduler/) with tiny random weights."""
+    from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("hf")
+    DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
+                          num_layers=1, sample_size=8, patch_size=2, num_embeds_ada_norm=10,
+                          norm_num_groups=1).save_pretrained(folder / "transformer")
+    AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
+                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                  layers_per_block=1, norm_num_groups=4, sample_size=16).save_pretrained(folder / "vae")
+    DDIMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02).save_pretrained(folder / "scheduler")
+    return folder
+
+
+def args_for(tmp_path, *extra):
+    return grid.parse_args(["--out", str(tmp_path), "--n", "4", "--nrow", "2", "--steps", "6", *extra])
+
+
+def test_show_steps_spread_and_always_include_the_last():
+    assert grid.pick_show_steps(50, None) == [0, 5, 11, 16, 22, 27, 33, 38, 44, 49]
+    assert grid.pick_show_steps(4, None) == [0, 1, 2, 3]
+    assert grid.pick_show_steps(50, [3, 10]) == [3, 10, 49]
+    with pytest.raises(SystemExit, match="steps are numbered 0 … 49"):
+        grid.pick_show_steps(50, [50])
+
+
+def test_trajectory_is_seeded_and_ends_at_the_final_sample(checkpoint, tmp_path):
+    args = args_for(tmp_path, "--checkpoint", str(checkpoint))
+    model = grid.LandscapeModel(checkpoint, torch.device("cpu"))
+    y, x0_all, shown = grid.run(args, model, torch.device("cpu"))
+    assert y.tolist() == [0, 0, 1, 1]                         # one class per row of 2
+    assert len(x0_all) == 6 and x0_all[0].shape == (4, 3, 16, 16) and x0_all[0].dtype == torch.uint8
+    assert shown[-1][0] == 5 and torch.equal(shown[-1][2], x0_all[-1])
+    assert not torch.equal(x0_all[0], x0_all[-1])             # the guess changes along the way
+    _, again, _ = grid.run(args, model, torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(x0_all, again))
+    args.seed = 1
+    _, other, _ = grid.run(args, model, torch.device("cpu"))
+    assert not torch.equal(other[-1], x0_all[-1])
+
+
+def test_main_writes_grids_overview_and_gif(checkpoint, tmp_path):
+    grid.main(args_for(tmp_path, "--checkpoint", str(checkpoint), "--show-xt"))
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"final.png", "overview.png", "x0_trajectory.gif", "run.json"} <= names
+    assert sum(n.startswith("x0_step") for n in names) == 6
+    from PIL import Image
+    gif = Image.open(tmp_path / "x0_trajectory.gif")
+    assert 2 <= gif.n_frames <= 6       # PIL merges frames that quantise to the same palette image
+    assert gif.size == (384, 384)       # 2×2 grid of 16 px, enlarged 12× to be visible
+
+
+def test_diffusers_path_on_a_tiny_saved_pipeline(hf_folder, tmp_path):
+    model = grid.DiffusersDiT(str(hf_folder), torch.device("cpu"))
+    assert model.shape == (4, 8, 8) and model.num_classes == 10
+    x, t, y = torch.randn(2, 4, 8, 8), torch.tensor([10, 900]), torch.tensor([1, 2])
+    full = model.transformer(x, timestep=t, class_labels=y).sample            # (2, 8, 8, 8): ε̂ and Σ
+    torch.testing.assert_close(model.eps_fn(y)(x, t), full[:, :4])
+    args = args_for(tmp_path, "--model", str(hf_folder), "--classes", "3", "7")
+    y, x0_all, shown = grid.run(args, model, torch.device("cpu"))
+    assert y.tolist() == [3, 3, 7, 7]
+    assert shown[-1][2].shape == (4, 3, 16, 16)               # latents decoded by the VAE (8 → 16 px)
+    grid.main(args)
+    assert (tmp_path / "overview.png").exists()
+
+
+def test_missing_hub_model_says_how_to_download(tmp_path):
+    with pytest.raises(SystemExit, match="huggingface-cli download facebook/DiT-XL-2-256"):
+        grid.DiffusersDiT("facebook/DiT-XL-2-256", torch.device("cpu"))
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="does not exist: train one with"):
+        grid.main(args_for(tmp_path, "--checkpoint", str(tmp_path / "none.pt")))
