@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
-from dit import DiT, DiTBlock, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
+from dit import DiT, DiTBlock, attention_written_out, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -43,6 +43,19 @@ def test_gflops_match_paper_table(name, paper):
         model = build_dit(name, input_size=32, in_channels=4, num_classes=1000, learn_sigma=True)
     # The paper rounds to one decimal; allow that plus 0.2% for the ops it may count differently.
     assert abs(forward_gflops(model) - paper) <= 0.05 + 0.002 * paper
+
+
+def test_written_out_cpu_attention_equals_the_fused_kernel():
+    q, k, v = torch.randn(3, 2, 5, 3, 16, dtype=torch.float64).unbind(0)
+    torch.testing.assert_close(attention_written_out(q, k, v), F.scaled_dot_product_attention(q, k, v))
+    # …and the model takes it in bf16 on a CPU: the block's output stays close to fp32's.
+    block = tiny().blocks[0]
+    for p in block.parameters():
+        p.data.normal_(0, 0.1)
+    x, c = torch.randn(2, 16, 64), torch.randn(2, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = block(x, c)
+    torch.testing.assert_close(low.float(), block(x, c), rtol=0.05, atol=0.05)
 
 
 def test_cpu_flop_count_includes_attention():
