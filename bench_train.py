@@ -2,6 +2,7 @@
 
     python bench_train.py                      # patch 2, 4, 8; fp32 and bf16; ~5 min on 2 cores
     python bench_train.py --patch 2 --compile  # add torch.compile for our model
+    python bench_train.py --patch 4 --accuracy-steps 400   # bf16 and fp32 reach the same loss?
 
 Both models are built with the same shape (pixel space, 32 px, 3 channels, hidden 256, depth 6,
 4 heads, batch 64) and trained with the same step: L_simple under autocast, backward, fused
@@ -65,7 +66,39 @@ def time_steps(model: nn.Module, precision: str, batch: int, image_size: int, st
     return batch * steps / (time.perf_counter() - start)
 
 
+def accuracy(args: argparse.Namespace) -> None:
+    """Does bf16 autocast train as well as fp32?  The same model, data, t and ε for both; the
+    loss curves must agree within noise (the noise is what two fp32 seeds differ by)."""
+    import landscapes
+
+    data = landscapes.load_images(landscapes.resolve_data(None, "train", args.image_size), args.image_size)
+    alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000))
+    patch = args.patch[0]
+    print(f"accuracy: DiT-Ti/{patch}, {args.accuracy_steps} steps, batch {args.batch_size}, lr 3e-4; "
+          f"mean loss over the last half")
+    for precision, seed in (("fp32", 0), ("bf16", 0), ("fp32", 1)):
+        torch.manual_seed(0)                           # the same initial weights
+        model = build_dit("DiT-Ti/2", patch_size=patch, input_size=args.image_size, in_channels=3,
+                          num_classes=len(data.class_names))
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.0, fused=True)
+        torch.manual_seed(seed)                        # data order, t and ε
+        losses = []
+        for _ in range(args.accuracy_steps):
+            idx = torch.randint(0, len(data.images), (args.batch_size,))
+            x0 = landscapes.to_float(data.images[idx])
+            with autocast(torch.device("cpu"), precision):
+                loss, _, _ = training_loss(model, x0, data.labels[idx], alpha_bar)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        half = losses[len(losses) // 2:]
+        print(f"  {precision} (data seed {seed}): {sum(half) / len(half):.4f}", flush=True)
+
+
 def main(args: argparse.Namespace) -> None:
+    if args.accuracy_steps:
+        return accuracy(args)
     torch.manual_seed(0)
     print(f"batch {args.batch_size}, {args.image_size} px, hidden 256, depth 6, 4 heads; "
           f"{torch.get_num_threads()} threads; {args.steps} timed steps after {args.warmup} warm-up")
@@ -99,4 +132,6 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=4, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, caches)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(ours)")
+    ap.add_argument("--accuracy-steps", type=int, default=0,
+                    help="instead of timing, train this many steps in fp32 and bf16 and compare losses")
     main(ap.parse_args())

@@ -61,6 +61,9 @@ class LandscapeModel:
     def eps_fn(self, y: torch.Tensor):
         return lambda x_t, t: self.net.eps(x_t, t, y)
 
+    # Pixel-space images live in [−1, 1]: clipping x̂0 there is DDPM's clip_denoised.
+    clip_x0 = 1.0
+
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         return x0                                    # pixel space already
 
@@ -91,6 +94,7 @@ class DiffusersDiT:
         self.num_classes = cfg.num_embeds_ada_norm
         self.class_names = [str(i) for i in range(self.num_classes)]
         self.scaling = self.vae.config.scaling_factor        # 0.18215 for the SD VAE
+        self.clip_x0 = None                                  # latents have no fixed range
 
     @staticmethod
     def _alpha_bar(source: str) -> torch.Tensor:
@@ -160,7 +164,7 @@ def run(args: argparse.Namespace, model, device: torch.device):
         torch.autocast(device.type, enabled=False)
     with autocast:
         steps = ddim_sample(model.eps_fn(y), x_T, model.alpha_bar, args.steps, eta=args.eta,
-                            generator=g, spacing=args.spacing)
+                            generator=g, spacing=args.spacing, clip_x0=model.clip_x0)
         for k, (t, x_t, x0_hat) in enumerate(steps):
             # Decoding latents costs a VAE pass: only at the shown steps (all steps for the GIF
             # only in pixel space, where decode is free).

@@ -323,8 +323,11 @@ def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, p
         torch.zeros(n, dtype=torch.long, device=device)
     g = torch.Generator(device).manual_seed(seed)
     x_T = torch.randn(n, 3, ema.input_size, ema.input_size, generator=g, device=device)
+    # Trailing spacing starts from t = T−1 (pure noise, as in training); clipping x̂0 to the
+    # data range [−1, 1] is the usual guard for pixel-space models (DDPM's clip_denoised).
     with autocast(device, precision):
-        *_, (_, _, x0) = ddim_sample(lambda x, t: ema.eps(x, t, y), x_T, alpha_bar, num_steps)
+        *_, (_, _, x0) = ddim_sample(lambda x, t: ema.eps(x, t, y), x_T, alpha_bar, num_steps,
+                                     spacing="trailing", clip_x0=1.0)
     return x0.float().cpu()
 
 
