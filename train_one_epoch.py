@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -281,13 +282,11 @@ def update_ema(ema: DiT, model: DiT, num_updates: int, max_decay: float) -> None
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
-def smooth(values: list[float], alpha: float = 0.05) -> list[float]:
-    """Exponential moving average with bias correction (so the curve starts at the data)."""
-    out, m = [], 0.0
-    for i, v in enumerate(values):
-        m = (1 - alpha) * m + alpha * v
-        out.append(m / (1 - (1 - alpha) ** (i + 1)))
-    return out
+def smooth(values: list[float], window: int) -> np.ndarray:
+    """Centred moving average (no lag, unlike an EMA); NaN entries (empty buckets) are skipped."""
+    v = np.asarray(values, dtype=float)
+    half = window // 2
+    return np.array([np.nanmean(v[max(0, i - half): i + half + 1]) for i in range(len(v))])
 
 
 def plot_loss(history: dict, path: Path, title: str) -> None:
@@ -296,15 +295,16 @@ def plot_loss(history: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     steps = range(1, len(history["loss"]) + 1)
+    window = max(5, len(steps) // 40)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     ax1.plot(steps, history["loss"], lw=0.6, alpha=0.35, label="per step")
-    ax1.plot(steps, smooth(history["loss"]), lw=2, label="smoothed (EMA 0.05)")
+    ax1.plot(steps, smooth(history["loss"], window), lw=2, label=f"moving average ({window} steps)")
     ax1.set(title=f"Training loss ‖ε − ε̂‖² — {title}", xlabel="step", ylabel="MSE", yscale="log")
     ax1.legend()
     names = ("low t (0 … T/3)", "mid t", "high t (2T/3 … T)")
     for b, name in enumerate(names):
-        ax2.plot(steps, smooth(history["bucket"][b], alpha=0.02), label=name)
-    ax2.set(title="Loss per timestep bucket (smoothed)", xlabel="step", ylabel="MSE", yscale="log")
+        ax2.plot(steps, smooth(history["bucket"][b], 2 * window), label=name)
+    ax2.set(title=f"Loss per timestep bucket (moving average, {2 * window} steps)", xlabel="step", ylabel="MSE", yscale="log")
     ax2.legend()
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3, which="both")
@@ -471,7 +471,8 @@ def main(args: argparse.Namespace) -> None:
                 for b, (m, c) in enumerate(zip(means, bucket_counts.tolist())):
                     history["bucket"][b].append(m if c else float("nan"))
                 elapsed = time.perf_counter() - t_start
-                bar.set_postfix(loss=f"{smooth(history['loss'][-50:])[-1]:.4f}",
+                recent = history["loss"][-50:]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
                                 img_s=f"{images_done / elapsed:.1f}", refresh=False)
                 bar.update()
                 if step % args.ckpt_every == 0 and step < total_steps:
@@ -514,7 +515,7 @@ def main(args: argparse.Namespace) -> None:
         tail = history["loss"][-min(100, len(history["loss"])):]
         metrics = dict(
             parameters=params, tokens=tokens, gflops_forward_per_image=gflops,
-            images_per_second=images_done / elapsed if elapsed else None,
+            images_per_second=images_done / elapsed if images_done else None,  # this process's steps
             wall_time_s=wall_before + elapsed, steps=step, epochs=step / steps_per_epoch,
             final_loss=history["loss"][-1] if history["loss"] else None,
             smoothed_loss=sum(tail) / len(tail) if tail else None,
@@ -525,7 +526,8 @@ def main(args: argparse.Namespace) -> None:
         written.append(out / "metrics.json")
         if args.export:
             written.append(export_for_sampling(final_state, Path(args.export), metrics))
-        log(f"\n{step} steps in {elapsed:.0f} s ({images_done / elapsed:.1f} images/s); "
+        speed = f"{images_done / elapsed:.1f} images/s" if images_done else "nothing left to train"
+        log(f"\n{step} steps, {elapsed:.0f} s in this process ({speed}); "
             f"loss {metrics['smoothed_loss']:.4f} (mean of the last {len(tail)} steps)")
         log("wrote " + ", ".join(map(str, written)))
     if world > 1:
