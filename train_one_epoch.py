@@ -17,7 +17,7 @@ the weights for sampling, and 10% label dropout so the model can later be guided
 
 What a run writes into its folder (--out, default runs/<model>-p<patch>):
   checkpoint.pt  model, EMA, optimiser, step, RNG states, config — atomically, every
-                 --ckpt-every steps, at the end and on Ctrl-C; --resume continues from it
+                 --ckpt-every steps, at the end and on Ctrl-C or SIGTERM; --resume continues
   loss.png       per-step loss with a smoothed curve, and the loss per timestep bucket
   samples.png    a 10×10 grid from the EMA weights, one class per row (DDIM, dit.ddim_sample)
   metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the command line
@@ -35,6 +35,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -336,6 +337,10 @@ def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, p
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> None:
     rank, world, device = setup_distributed(args.device)
     is_main = rank == 0
@@ -421,6 +426,8 @@ def main(args: argparse.Namespace) -> None:
             save_checkpoint(ckpt_path, state)
 
     # ── the loop ──
+    # A scheduler's SIGTERM (preemption, a plain `kill`) saves a checkpoint, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     seen = torch.zeros(len(dataset), dtype=torch.bool)      # which images this rank trained on
     t_start = time.perf_counter()
     images_done = 0

@@ -3,6 +3,7 @@ clearly, and runs data-parallel under torchrun."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -139,3 +140,20 @@ def test_torchrun_two_processes_split_data_and_agree(data, tmp_path):
     assert ddp["images_per_rank"] == [64, 64] and ddp["overlapping_images"] == 0
     assert ddp["weights_identical"], ddp["weight_digests"]
     assert list(out.iterdir())  # only rank 0 writes, and it did
+
+
+def test_sigterm_saves_a_checkpoint(data, tmp_path):
+    """A scheduler's SIGTERM stops the run like Ctrl-C: a checkpoint to resume from, exit 130."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train_one_epoch.py"), "--data", str(data), *TINY,
+                             "--epochs", "100000", "--ckpt-every", "1000000", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    seen = b""
+    while not re.search(rb"\| *[1-9][0-9]*/\d+ \[", seen):  # the progress bar shows a finished step
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        assert chunk, seen[-500:]
+        seen += chunk
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stdout.read().decode()
+    assert proc.wait(timeout=60) == 130
+    assert "continue with --resume" in rest
+    assert torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)["step"] > 0
