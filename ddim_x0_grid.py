@@ -37,6 +37,7 @@ import torch
 import landscapes
 from dit import ddim_sample, load_dit_checkpoint
 from forward_process import alpha_bar_from_betas, make_betas
+from train_one_epoch import autocast, pick_device
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 
@@ -160,9 +161,7 @@ def run(args: argparse.Namespace, model, device: torch.device):
     x_T = torch.randn(n, *model.shape, generator=g, device=device)
     show = pick_show_steps(args.steps, args.show_steps)
     x0_all, shown = [], []                     # per step: uint8 (n, 3, H, W); (k, t, x0, x_t)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else \
-        torch.autocast(device.type, enabled=False)
-    with autocast:
+    with autocast(device, args.precision):
         steps = ddim_sample(model.eps_fn(y), x_T, model.alpha_bar, args.steps, eta=args.eta,
                             generator=g, spacing=args.spacing, clip_x0=model.clip_x0)
         for k, (t, x_t, x0_hat) in enumerate(steps):
@@ -223,10 +222,7 @@ def save_gif(frames: list[torch.Tensor], path: Path, nrow: int, ms_per_frame: in
 
 
 def main(args: argparse.Namespace) -> None:
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
+    device = pick_device(args.device)
     if args.model:
         model = DiffusersDiT(args.model, device)
         source = args.model
