@@ -22,8 +22,8 @@ What a run writes into its folder (--out, default runs/<model>-p<patch>):
   samples.png    a 10×10 grid from the EMA weights, one class per row (DDIM, dit.ddim_sample)
   metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the command line
 
-On 2 CPU cores the default (DiT-Ti/2, 10,000 images, batch 64, bf16) takes about 5 minutes
-(see README for the measured figure).  Shapes: B batch, C channels, H = W image size, T steps.
+On 2 CPU cores the default (DiT-Ti/2, 10,000 images, batch 64, bf16) trained its epoch in
+390 s at 25.6 images/s, 8 minutes in all with drawing the data once and sampling the grid.  Shapes: B batch, C channels, H = W image size, T steps.
 """
 
 from __future__ import annotations
