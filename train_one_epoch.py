@@ -112,7 +112,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--export", default=None, metavar="PATH",
                      help="also write the EMA weights in bf16 with their config to PATH: the small "
                           "file that ships under checkpoints/ (dit.load_dit_checkpoint reads both)")
-    run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples.png")
+    run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples and FID")
+    run.add_argument("--fid", type=int, default=0, metavar="N",
+                     help="after training, FID of N samples against the held-out test set, and "
+                          "the floor (N training images against it); 5000 in the report")
     run.add_argument("--no-samples", action="store_true", help="skip samples.png")
     args = ap.parse_args(argv)
 
@@ -133,6 +136,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.hidden % args.heads:
         raise SystemExit(f"--heads {args.heads} does not divide --hidden {args.hidden}; "
                          f"use heads with {args.hidden} % heads == 0 (e.g. {args.hidden // 64 or 1})")
+    if args.fid and args.fid < 2:
+        raise SystemExit("--fid needs at least 2 images (FID is only comparable at N ≥ 2048)")
     for name in ("batch_size", "epochs", "T", "ckpt_every", "sample_steps"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
@@ -219,8 +224,9 @@ def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     small = dict(config=state["config"], class_names=state["class_names"],
                  ema={k: v.to(torch.bfloat16) for k, v in state["ema"].items()},
-                 trained={k: metrics[k] for k in ("steps", "epochs", "wall_time_s", "device",
-                                                   "precision", "smoothed_loss", "command")})
+                 trained={k: v for k, v in metrics.items()
+                          if k in ("steps", "epochs", "wall_time_s", "device", "precision",
+                                   "smoothed_loss", "command") or k.startswith("fid")})
     save_checkpoint(path, small)
     return path
 
@@ -315,21 +321,50 @@ def plot_loss(history: dict, path: Path, title: str) -> None:
 
 
 @torch.no_grad()
-def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, precision: str,
-                num_steps: int, seed: int, n: int = 100) -> torch.Tensor:
-    """n images from the EMA weights with DDIM; class = row index when the data is labelled."""
+def sample_images(ema: DiT, alpha_bar, y: torch.Tensor, device, precision: str, num_steps: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Images for labels y from the EMA weights with DDIM, in [−1, 1] on the CPU."""
     ema.eval()
-    rows = int(math.sqrt(n))
-    y = (torch.arange(n, device=device) // rows) % num_classes if labelled else \
-        torch.zeros(n, dtype=torch.long, device=device)
-    g = torch.Generator(device).manual_seed(seed)
-    x_T = torch.randn(n, 3, ema.input_size, ema.input_size, generator=g, device=device)
+    x_T = torch.randn(len(y), 3, ema.input_size, ema.input_size, generator=generator, device=device)
     # Trailing spacing starts from t = T−1 (pure noise, as in training); clipping x̂0 to the
     # data range [−1, 1] is the usual guard for pixel-space models (DDPM's clip_denoised).
     with autocast(device, precision):
-        *_, (_, _, x0) = ddim_sample(lambda x, t: ema.eps(x, t, y), x_T, alpha_bar, num_steps,
-                                     spacing="trailing", clip_x0=1.0)
+        *_, (_, _, x0) = ddim_sample(lambda x, t: ema.eps(x, t, y.to(device)), x_T, alpha_bar,
+                                     num_steps, spacing="trailing", clip_x0=1.0)
     return x0.float().cpu()
+
+
+def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, precision: str,
+                num_steps: int, seed: int, n: int = 100) -> torch.Tensor:
+    """n images; the class is the row index of a √n × √n grid when the data is labelled."""
+    rows = int(math.sqrt(n))
+    y = (torch.arange(n) // rows) % num_classes if labelled else torch.zeros(n, dtype=torch.long)
+    return sample_images(ema, alpha_bar, y, device, precision, num_steps,
+                         torch.Generator(device).manual_seed(seed))
+
+
+def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dict:
+    """FID of n generated images against the held-out test set, next to its floor: the FID of
+    n *training* images against the same test set (what a perfect model would score at this n,
+    since FID is biased upward at small n).  Classes are balanced in both."""
+    import fid
+
+    n = args.fid
+    test_dir = landscapes.resolve_data(args.data, "test", args.image_size)
+    mu_test, sigma_test, n_test = fid.folder_statistics(test_dir)            # cached on disk
+    inception = fid.load_inception(device=device)
+    g = torch.Generator(device).manual_seed(args.seed + 1)
+    y_all = torch.arange(n) % len(data.class_names)
+    generated = [landscapes.to_uint8(sample_images(ema, alpha_bar, y, device, precision,
+                                                   args.sample_steps, g))
+                 for y in tqdm(y_all.split(args.batch_size), desc="sampling for FID", unit="batch")]
+    gen_feats = fid.inception_features(torch.cat(generated), inception)
+    train_feats = fid.inception_features(data.images[:n], inception)
+    fid_model = fid.frechet_distance(*fid.feature_statistics(gen_feats), mu_test, sigma_test)
+    fid_floor = fid.frechet_distance(*fid.feature_statistics(train_feats), mu_test, sigma_test)
+    return dict(fid=fid_model, fid_floor_train_vs_test=fid_floor, fid_ratio=fid_model / fid_floor,
+                fid_n_generated=n, fid_n_train=min(n, len(data.images)), fid_n_test=n_test,
+                fid_test_folder=str(test_dir), fid_ddim_steps=args.sample_steps)
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
@@ -519,6 +554,7 @@ def main(args: argparse.Namespace) -> None:
                 row_labels=[data.class_names[r % num_classes] for r in range(10)] if data.labelled else None,
                 title=f"EMA samples after {step} steps (DDIM, {args.sample_steps} steps)")
             written.append(out / "samples.png")
+        fid_metrics = evaluate_fid(ema, alpha_bar, data, args, device, precision) if args.fid else {}
         tail = history["loss"][-min(100, len(history["loss"])):]
         metrics = dict(
             parameters=params, tokens=tokens, gflops_forward_per_image=gflops,
@@ -527,7 +563,7 @@ def main(args: argparse.Namespace) -> None:
             final_loss=history["loss"][-1] if history["loss"] else None,
             smoothed_loss=sum(tail) / len(tail) if tail else None,
             device=str(device), precision=precision, world_size=world, compile=args.compile,
-            config=config, ddp=ddp, command=shlex.join([sys.executable] + sys.argv),
+            config=config, ddp=ddp, command=shlex.join([sys.executable] + sys.argv), **fid_metrics,
         )
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         written.append(out / "metrics.json")
@@ -536,6 +572,10 @@ def main(args: argparse.Namespace) -> None:
         speed = f"{images_done / elapsed:.1f} images/s" if images_done else "nothing left to train"
         log(f"\n{step} steps, {elapsed:.0f} s in this process ({speed}); "
             f"loss {metrics['smoothed_loss']:.4f} (mean of the last {len(tail)} steps)")
+        if fid_metrics:
+            log(f"FID {fid_metrics['fid']:.2f} at N = {args.fid} against {fid_metrics['fid_n_test']} test "
+                f"images; floor (training images) {fid_metrics['fid_floor_train_vs_test']:.2f}; "
+                f"ratio {fid_metrics['fid_ratio']:.2f}")
         log("wrote " + ", ".join(map(str, written)))
     if world > 1:
         dist.destroy_process_group()

@@ -157,3 +157,15 @@ def test_sigterm_saves_a_checkpoint(data, tmp_path):
     assert proc.wait(timeout=60) == 130
     assert "continue with --resume" in rest
     assert torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)["step"] > 0
+
+
+def test_fid_evaluation_against_its_floor(data, tmp_path):
+    """--fid N: the untrained model's samples are farther from the test set than real images are."""
+    tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path), *TINY, "--max-steps", "2",
+                           "--fid", "16", "--sample-steps", "2", "--export", str(tmp_path / "small.pt")]))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["fid_n_generated"] == 16 and metrics["fid_n_test"] == 128
+    assert metrics["fid"] > 2 * metrics["fid_floor_train_vs_test"] > 0
+    assert metrics["fid_ratio"] == pytest.approx(metrics["fid"] / metrics["fid_floor_train_vs_test"])
+    shipped = torch.load(tmp_path / "small.pt", weights_only=True)
+    assert shipped["trained"]["fid"] == metrics["fid"]
