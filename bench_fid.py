@@ -29,7 +29,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
