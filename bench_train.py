@@ -7,10 +7,13 @@
 Both models are built with the same shape (pixel space, 32 px, 3 channels, hidden 256, depth 6,
 4 heads, batch 64) and trained with the same step: L_simple under autocast, backward, fused
 AdamW.  For each (patch, precision) it prints images/s, the ratio ours / diffusers and the
-achieved GFLOP/s against this machine's matrix-multiply peak (REFERENCES.md: about 190 GFLOP/s
-fp32 and 900 bf16 on 2 cores).  A training step costs ≈ 3 forward passes (forward, and a
-backward that computes gradients for both activations and weights); "GFLOP/s" counts
-2 FLOPs per multiply-add, the hardware convention, unlike the paper's GFLOPs.
+achieved GFLOP/s against the matrix-multiply peak, which it measures first in the same run
+(a 2048³ product; REFERENCES.md quotes about 190 GFLOP/s fp32 and 900 bf16, but this 2-core
+AMD EPYC reaches about 400 in bf16: its AVX-512-BF16 units run at twice fp32, not four times).
+A training step costs ≈ 3 forward passes (forward, and a backward that computes gradients for
+both activations and weights); "GFLOP/s" counts 2 FLOPs per multiply-add, the hardware
+convention, unlike the paper's GFLOPs.  Both models run with the allocator setting of
+train_one_epoch.py (keep_freed_memory); --default-allocator times them without it.
 
 Ratios are what to compare: both models run in the same process on the same machine state.
 """
@@ -25,9 +28,19 @@ import torch.nn as nn
 
 from dit import build_dit, forward_gflops
 from forward_process import alpha_bar_from_betas, make_betas
-from train_one_epoch import autocast, training_loss
+from train_one_epoch import autocast, keep_freed_memory, training_loss
 
-PEAK_GFLOPS = {"fp32": 190.0, "bf16": 900.0}   # measured on the 2-core CPU (REFERENCES.md)
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the best of `repeats` n × n × n matrix products: the roofline for the rest."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b                                                 # warm-up: oneDNN picks its kernel
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
 
 
 class DiffusersDiT(nn.Module):
@@ -99,6 +112,10 @@ def accuracy(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> None:
     if args.accuracy_steps:
         return accuracy(args)
+    if not args.default_allocator:
+        keep_freed_memory()
+    peak = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16) for p in args.precision}
+    print("matrix-multiply peak, measured now: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peak.items()))
     torch.manual_seed(0)
     print(f"batch {args.batch_size}, {args.image_size} px, hidden 256, depth 6, 4 heads; "
           f"{torch.get_num_threads()} threads; {args.steps} timed steps after {args.warmup} warm-up")
@@ -120,7 +137,7 @@ def main(args: argparse.Namespace) -> None:
                 base = base or ips
                 achieved = ips * train_flops
                 print(f"{patch:>5} {precision:>9} {name:>16} {ips:>8.1f} {ips / base:>6.2f} "
-                      f"{achieved:>8.0f} {100 * achieved / PEAK_GFLOPS[precision]:>6.0f}%", flush=True)
+                      f"{achieved:>8.0f} {100 * achieved / peak[precision]:>6.0f}%", flush=True)
 
 
 if __name__ == "__main__":
@@ -132,6 +149,8 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=4, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, caches)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(ours)")
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="leave glibc's malloc settings alone (see train_one_epoch.keep_freed_memory)")
     ap.add_argument("--accuracy-steps", type=int, default=0,
                     help="instead of timing, train this many steps in fp32 and bf16 and compare losses")
     main(ap.parse_args())

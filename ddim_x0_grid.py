@@ -37,7 +37,7 @@ import torch
 import landscapes
 from dit import ddim_sample, load_dit_checkpoint
 from forward_process import alpha_bar_from_betas, make_betas
-from train_one_epoch import autocast, pick_device
+from train_one_epoch import autocast, keep_freed_memory, pick_device
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 
@@ -223,6 +223,8 @@ def save_gif(frames: list[torch.Tensor], path: Path, nrow: int, ms_per_frame: in
 
 def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()                  # reuse activation memory between steps
     if args.model:
         model = DiffusersDiT(args.model, device)
         source = args.model

@@ -101,8 +101,11 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     """adaLN:  x · (1 + γ) + β  with γ = scale, β = shift regressed from c, per sample.
 
     x: (B, T, D); shift, scale: (B, D).  "1 +" makes γ = 0 mean "leave the norm alone".
+    Under bf16 autocast the LayerNorm hands over fp32 while γ and β come out of a Linear in
+    bf16; the result only feeds a bf16 matrix product, so it is computed in γ's dtype: half the
+    memory traffic, and no separate cast before the product (same numbers in fp32).
     """
-    return x * (1 + scale[:, None, :]) + shift[:, None, :]
+    return x.to(scale.dtype) * (1 + scale[:, None, :]) + shift[:, None, :]
 
 
 def attention_written_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -138,6 +141,13 @@ class Attention(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(B, T, D))                       # (B, T, D)
 
 
+def gelu_tanh_as_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """DiT's GELU, tanh approximation:  ½·x·(1 + tanh u),  u = √(2/π)·(x + 0.044715·x³),
+    written as  x·σ(2u)  — the same function, because ½(1 + tanh u) = σ(2u)."""
+    u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+    return x * torch.sigmoid(2.0 * u)
+
+
 class Mlp(nn.Module):
     """Pointwise feed-forward: Linear(D → 4D) → GELU (tanh approximation, as DiT) → Linear(4D → D)."""
 
@@ -147,7 +157,16 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        h = self.fc1(x)                                                    # (B, T, 4D)
+        if torch.compiler.is_compiling():
+            # torch.compile fuses the sigmoid form into one loop that needs one exp per element
+            # instead of a tanh: GELU forward + backward on DiT-Ti/2's (16384, 1024) bf16
+            # activations took 36 ms against 53 ms here.  Eager PyTorch would run the five
+            # operations as five passes over memory, so there F.gelu's single kernel is faster.
+            h = gelu_tanh_as_sigmoid(h)
+        else:
+            h = F.gelu(h, approximate="tanh")
+        return self.fc2(h)                                                 # (B, T, D)
 
 
 class DiTBlock(nn.Module):

@@ -178,6 +178,27 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+def keep_freed_memory() -> bool:
+    """Let the C allocator reuse freed activation memory instead of giving it back to the OS.
+
+    glibc serves every allocation above its mmap threshold (128 KiB, raised dynamically up to
+    32 MiB) with a fresh mmap and returns it with munmap on free.  A training step allocates and
+    frees hundreds of activations of 4–34 MB (B·T·D and B·h·T·T tensors), so each one costs
+    page faults and the kernel's zeroing of every page, again at every step.  Raising the
+    threshold to 1 GiB and never trimming the heap keeps that memory mapped and reused:
+    bench_train.py, DiT-Ti/2, batch 64, bf16 on 2 cores: +9% eager, +11% compiled.  The price
+    is that the process keeps its peak memory until it exits.  (CUDA has its own caching
+    allocator; this only concerns host memory.)  Returns False where there is no glibc.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:                       # macOS, Windows, musl: keep the platform's default
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # from <malloc.h>
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1))
+
+
 def setup_distributed(device_choice: str) -> tuple[int, int, torch.device]:
     """Under torchrun (RANK and WORLD_SIZE set) join the process group; else one process."""
     if "RANK" not in os.environ:
@@ -372,12 +393,46 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
+class LogLines:
+    """tqdm's update / set_postfix / close, printed as one plain line every `every` seconds.
+
+    tqdm redraws its bar with carriage returns; in a log file (nohup, CI) those pile up into a
+    single line megabytes long.  When stderr is not a terminal the loop reports through this."""
+
+    def __init__(self, total: int, initial: int, every: float = 30.0):
+        self.n, self.total, self.every, self.postfix = initial, total, every, {}
+        self.start = self.last = time.perf_counter()
+
+    def set_postfix(self, refresh=False, **values):
+        self.postfix = values
+
+    def update(self, n: int = 1):
+        self.n += n
+        first = self.last == self.start                  # one line at once: the run has started
+        if first or time.perf_counter() - self.last >= self.every or self.n == self.total:
+            self.last = time.perf_counter()
+            extra = " ".join(f"{k}={v}" for k, v in self.postfix.items())
+            print(f"step {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
+                  f"{self.last - self.start:.0f} s, {extra}", file=sys.stderr, flush=True)
+
+    def close(self):
+        pass
+
+
+def progress_bar(total: int, initial: int, enabled: bool):
+    if enabled and not sys.stderr.isatty():
+        return LogLines(total, initial)
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def main(args: argparse.Namespace) -> None:
     rank, world, device = setup_distributed(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     is_main = rank == 0
     log = print if is_main else (lambda *a, **k: None)
     if args.batch_size % world:
@@ -466,7 +521,7 @@ def main(args: argparse.Namespace) -> None:
     seen = torch.zeros(len(dataset), dtype=torch.bool)      # which images this rank trained on
     t_start = time.perf_counter()
     images_done = 0
-    bar = tqdm(total=total_steps, initial=step, disable=not is_main, unit="step", dynamic_ncols=True)
+    bar = progress_bar(total_steps, step, enabled=is_main)
     model.train()
     try:
         while step < total_steps:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
-from dit import DiT, DiTBlock, attention_written_out, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
+from dit import DiT, DiTBlock, Mlp, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -56,6 +56,25 @@ def test_written_out_cpu_attention_equals_the_fused_kernel():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = block(x, c)
     torch.testing.assert_close(low.float(), block(x, c), rtol=0.05, atol=0.05)
+
+
+def test_gelu_sigmoid_form_is_the_tanh_approximation():
+    x = torch.linspace(-8, 8, 2001, dtype=torch.float64)
+    torch.testing.assert_close(gelu_tanh_as_sigmoid(x), F.gelu(x, approximate="tanh"), rtol=0, atol=1e-14)
+
+
+def test_compiled_mlp_equals_eager():
+    """torch.compile takes the sigmoid form of GELU (Mlp.forward): the outputs and gradients
+    must be those of eager mode's F.gelu."""
+    torch.manual_seed(0)
+    mlp = Mlp(16, 64)
+    x = torch.randn(3, 5, 16, requires_grad=True)
+    eager = mlp(x)
+    (g_eager,) = torch.autograd.grad(eager.square().sum(), x)
+    compiled = torch.compile(mlp)(x)
+    (g_compiled,) = torch.autograd.grad(compiled.square().sum(), x)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_compiled, g_eager, rtol=1e-5, atol=1e-6)
 
 
 def test_cpu_flop_count_includes_attention():
