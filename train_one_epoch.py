@@ -181,14 +181,15 @@ def autocast(device: torch.device, precision: str):
 def keep_freed_memory() -> bool:
     """Let the C allocator reuse freed activation memory instead of giving it back to the OS.
 
-    glibc serves every allocation above its mmap threshold (128 KiB, raised dynamically up to
-    32 MiB) with a fresh mmap and returns it with munmap on free.  A training step allocates and
-    frees hundreds of activations of 4–34 MB (B·T·D and B·h·T·T tensors), so each one costs
-    page faults and the kernel's zeroing of every page, again at every step.  Raising the
-    threshold to 1 GiB and never trimming the heap keeps that memory mapped and reused:
-    bench_train.py, DiT-Ti/2, batch 64, bf16 on 2 cores: +9% eager, +11% compiled.  The price
-    is that the process keeps its peak memory until it exits.  (CUDA has its own caching
-    allocator; this only concerns host memory.)  Returns False where there is no glibc.
+    A training step allocates hundreds of activations of 4–34 MB (B·T·D and B·h·T·T tensors)
+    and frees them all at its end.  glibc then hands that memory back to the kernel: chunks
+    above its mmap threshold (at most 32 MiB) are munmap-ed, and a free top of the heap above
+    the trim threshold (at most 64 MiB) is cut off.  The next step faults every page in again,
+    and the kernel zeroes each one.  Raising both thresholds keeps the memory mapped and reused
+    (a simulated step of 24 such tensors, 464 MB: ~62,000 page faults per step with glibc's
+    defaults, ~1,700 with this; tests/test_train.py checks it); the price
+    is that the process holds its peak memory until it exits.  CUDA memory has its own caching
+    allocator; this concerns host memory only.  Returns False where there is no glibc.
     """
     try:
         import ctypes
