@@ -365,6 +365,25 @@ def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, p
                          torch.Generator(device).manual_seed(seed))
 
 
+def balanced_subset(labels: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+    """Indices into `labels` with as many images of each class as `wanted` has (the first ones)."""
+    counts = torch.bincount(wanted, minlength=int(labels.max()) + 1).tolist()
+    return torch.cat([torch.nonzero(labels == c).flatten()[:k] for c, k in enumerate(counts)])
+
+
+def save_samples(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], folder: Path) -> None:
+    """uint8 (N, 3, H, W) images as PNGs in class subfolders, the layout `--data` and fid.py read,
+    so that `python fid.py <run>/fid_samples <test folder>` recomputes the number."""
+    import shutil
+    from PIL import Image
+
+    shutil.rmtree(folder, ignore_errors=True)          # no stale images from an earlier run
+    for i, (img, y) in enumerate(zip(images, labels.tolist())):
+        sub = folder / class_names[y]
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(sub / f"{i:05d}.png")
+
+
 def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dict:
     """FID of n generated images against the held-out test set, next to its floor: the FID of
     n *training* images against the same test set (what a perfect model would score at this n,
@@ -380,12 +399,17 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
     generated = [landscapes.to_uint8(sample_images(ema, alpha_bar, y, device, precision,
                                                    args.sample_steps, g))
                  for y in tqdm(y_all.split(args.batch_size), desc="sampling for FID", unit="batch")]
-    gen_feats = fid.inception_features(torch.cat(generated), inception)
-    train_feats = fid.inception_features(data.images[:n], inception)
+    generated = torch.cat(generated)                                         # (n, 3, H, W) uint8
+    save_samples(generated, y_all, data.class_names, Path(args.out) / "fid_samples")
+    # The floor's training images get the same class balance as the generated ones: the loader
+    # returns images sorted by class, so the first n would hold only the first classes.
+    floor_idx = balanced_subset(data.labels, y_all)
+    gen_feats = fid.inception_features(generated, inception)
+    train_feats = fid.inception_features(data.images[floor_idx], inception)
     fid_model = fid.frechet_distance(*fid.feature_statistics(gen_feats), mu_test, sigma_test)
     fid_floor = fid.frechet_distance(*fid.feature_statistics(train_feats), mu_test, sigma_test)
     return dict(fid=fid_model, fid_floor_train_vs_test=fid_floor, fid_ratio=fid_model / fid_floor,
-                fid_n_generated=n, fid_n_train=min(n, len(data.images)), fid_n_test=n_test,
+                fid_n_generated=n, fid_n_train=len(floor_idx), fid_n_test=n_test,
                 fid_test_folder=str(test_dir), fid_ddim_steps=args.sample_steps)
 
 

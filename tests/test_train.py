@@ -159,6 +159,12 @@ def test_sigterm_saves_a_checkpoint(data, tmp_path):
     assert torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)["step"] > 0
 
 
+def test_fid_floor_takes_training_images_with_the_generated_class_balance():
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])             # sorted by class, as loaded
+    assert tr.balanced_subset(labels, torch.arange(6) % 3).tolist() == [0, 1, 3, 4, 6, 7]
+    assert tr.balanced_subset(labels, torch.zeros(2, dtype=torch.long)).tolist() == [0, 1]
+
+
 def test_fid_evaluation_against_its_floor(data, tmp_path):
     """--fid N: the untrained model's samples are farther from the test set than real images are."""
     tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path), *TINY, "--max-steps", "2",
@@ -167,6 +173,8 @@ def test_fid_evaluation_against_its_floor(data, tmp_path):
     assert metrics["fid_n_generated"] == 16 and metrics["fid_n_test"] == 128
     assert metrics["fid"] > 2 * metrics["fid_floor_train_vs_test"] > 0
     assert metrics["fid_ratio"] == pytest.approx(metrics["fid"] / metrics["fid_floor_train_vs_test"])
+    saved = landscapes.load_images(tmp_path / "fid_samples", 16)          # what fid.py can re-read
+    assert len(saved.images) == 16 and torch.bincount(saved.labels).tolist() == [2] * 6 + [1] * 4
     shipped = torch.load(tmp_path / "small.pt", weights_only=True)
     assert shipped["trained"]["fid"] == metrics["fid"]
 
