@@ -31,10 +31,11 @@ from forward_process import alpha_bar_from_betas, make_betas
 from train_one_epoch import autocast, keep_freed_memory, training_loss
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
     """GFLOP/s of the best of `repeats` n × n × n matrix products: the roofline for the rest."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b                                                 # warm-up: oneDNN picks its kernel
+    for _ in range(3):                                    # warm-up: kernel choice, thread pool
+        a @ b
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
