@@ -234,7 +234,10 @@ def main(args: argparse.Namespace) -> None:
             raise SystemExit(f"--checkpoint {path} does not exist: train one with `python train_one_epoch.py`"
                              f" and pass runs/<name>/checkpoint.pt")
         model = LandscapeModel(path, device)
-        source = str(path)
+        try:                                  # a short name for titles: relative where it can be
+            source = str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            source = str(path)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
