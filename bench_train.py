@@ -3,6 +3,7 @@
     python bench_train.py                      # patch 2, 4, 8; fp32 and bf16; ~5 min on 2 cores
     python bench_train.py --patch 2 --compile  # add torch.compile for our model
     python bench_train.py --patch 4 --accuracy-steps 400   # bf16 and fp32 reach the same loss?
+    python bench_train.py --patch 2 --precision bf16 --profile   # where a step's time goes
 
 Both models are built with the same shape (pixel space, 32 px, 3 channels, hidden 256, depth 6,
 4 heads, batch 64) and trained with the same step: L_simple under autocast, backward, fused
@@ -60,8 +61,9 @@ class DiffusersDiT(nn.Module):
 
 
 def time_steps(model: nn.Module, precision: str, batch: int, image_size: int, steps: int,
-               warmup: int) -> float:
-    """Images/s of full training steps (forward, backward, AdamW) after `warmup` steps."""
+               warmup: int, profiler=None) -> float:
+    """Images/s of full training steps (forward, backward, AdamW) after `warmup` steps; with a
+    torch.profiler.profile, the timed steps run under it (slower, but where the time goes)."""
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(batch, 3, image_size, image_size, generator=g) * 2 - 1
     y = torch.randint(0, 10, (batch,), generator=g)
@@ -71,13 +73,18 @@ def time_steps(model: nn.Module, precision: str, batch: int, image_size: int, st
     model.train()
     for i in range(warmup + steps):
         if i == warmup:
+            if profiler is not None:
+                profiler.start()
             start = time.perf_counter()
         with autocast(device, precision):
             loss, _, _ = training_loss(model, x0, y, alpha_bar)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return batch * steps / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    if profiler is not None:
+        profiler.stop()
+    return batch * steps / elapsed
 
 
 def accuracy(args: argparse.Namespace) -> None:
@@ -110,11 +117,29 @@ def accuracy(args: argparse.Namespace) -> None:
         print(f"  {precision} (data seed {seed}): {sum(half) / len(half):.4f}", flush=True)
 
 
+def profile(args: argparse.Namespace) -> None:
+    """torch.profiler's table of our DiT's timed steps: matrix products against the rest."""
+    from torch.profiler import profile as torch_profile
+
+    for patch in args.patch:
+        for precision in args.precision:
+            model = build_dit("DiT-Ti/2", patch_size=patch, input_size=args.image_size, in_channels=3,
+                              num_classes=10)
+            prof = torch_profile()                  # started and stopped around the timed steps
+            ips = time_steps(model, precision, args.batch_size, args.image_size, args.steps,
+                             args.warmup, profiler=prof)
+            print(f"\nours, patch {patch}, {precision}: {ips:.1f} images/s under the profiler; "
+                  f"self CPU time of {args.steps} steps:")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
 def main(args: argparse.Namespace) -> None:
     if args.accuracy_steps:
         return accuracy(args)
     if not args.default_allocator:
         keep_freed_memory()
+    if args.profile:
+        return profile(args)
     peak = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16) for p in args.precision}
     print("matrix-multiply peak, measured now: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peak.items()))
     torch.manual_seed(0)
@@ -150,6 +175,8 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=4, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, caches)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(ours)")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead of comparing, print torch.profiler's table for our model's steps")
     ap.add_argument("--default-allocator", action="store_true",
                     help="leave glibc's malloc settings alone (see train_one_epoch.keep_freed_memory)")
     ap.add_argument("--accuracy-steps", type=int, default=0,
