@@ -106,6 +106,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--out", default=None, help="run folder (default runs/<model>-p<patch>)")
     run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                      help="continue from CKPT, or from <out>/checkpoint.pt when given alone")
+    run.add_argument("--init-from", default=None, metavar="CKPT",
+                     help="start from the EMA weights of a trained model (a checkpoint.pt or an "
+                          "--export file) with a fresh optimiser: a second leg of training where "
+                          "only the small export was kept (e.g. from a borrowed GPU), or fine-tuning")
     run.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps")
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                      help="bf16 autocast where the hardware has bf16 units (auto), else fp32")
@@ -254,22 +258,22 @@ def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
                  ema={k: v.to(torch.bfloat16) for k, v in state["ema"].items()},
                  trained={k: v for k, v in metrics.items()
                           if k in ("steps", "epochs", "wall_time_s", "device", "precision",
-                                   "smoothed_loss", "command") or k.startswith("fid")})
+                                   "smoothed_loss", "command", "init_from") or k.startswith("fid")})
     save_checkpoint(path, small)
     return path
 
 
-def load_checkpoint(path: Path, expected: dict) -> dict:
+def load_checkpoint(path: Path, expected: dict, flag: str = "--resume") -> dict:
     if not path.exists():
-        raise SystemExit(f"--resume: no checkpoint at {path}; train without --resume first")
+        raise SystemExit(f"{flag}: no checkpoint at {path}; train without {flag} first")
     state = torch.load(path, map_location="cpu", weights_only=True)
     saved = state["config"]
     diffs = [f"{k}={saved[group][k]!r} (flags say {v!r})"
              for group in ("model", "diffusion") for k, v in expected[group].items()
              if saved[group].get(k) != v]
     if diffs:
-        raise SystemExit(f"--resume: {path} was trained with {', '.join(diffs)}; "
-                         f"pass the same flags or use a new --out")
+        raise SystemExit(f"{flag}: {path} was trained with {', '.join(diffs)}; "
+                         f"pass the same flags" + (" or use a new --out" if flag == "--resume" else ""))
     return state
 
 
@@ -539,6 +543,19 @@ def main(args: argparse.Namespace) -> None:
         log(f"resumed {path} at step {step}")
     else:
         torch.manual_seed(args.seed * 1000 + rank)  # different t, ε and flips on every rank
+    init_from = None
+    if args.init_from is not None:
+        if args.resume is not None:
+            raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
+        source = load_checkpoint(Path(args.init_from), config, flag="--init-from")
+        # The source's EMA is its best estimate of the weights: both the trained model and its
+        # EMA start there.  AdamW's moments start at zero again (an export keeps none).
+        model.load_state_dict({k: v.float() for k, v in source["ema"].items()})
+        ema.load_state_dict(model.state_dict())
+        earlier = source.get("trained", {"steps": source.get("step")})
+        init_from = dict(path=args.init_from, **{k: earlier.get(k) for k in
+                                                 ("steps", "wall_time_s", "device", "command")})
+        log(f"starting from the EMA weights of {args.init_from} ({earlier.get('steps')} steps)")
 
     train_model = torch.compile(model) if args.compile else model
     if world > 1:
@@ -681,7 +698,8 @@ def main(args: argparse.Namespace) -> None:
             final_loss=history["loss"][-1] if history["loss"] else None,
             smoothed_loss=sum(tail) / len(tail) if tail else None,
             device=str(device), precision=precision, world_size=world, compile=args.compile,
-            config=config, ddp=ddp, command=shlex.join([sys.executable] + sys.argv), **fid_metrics,
+            config=config, ddp=ddp, init_from=init_from,
+            command=shlex.join([sys.executable] + sys.argv), **fid_metrics,
         )
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         written.append(out / "metrics.json")

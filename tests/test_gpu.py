@@ -79,12 +79,12 @@ def test_training_script_on_cuda(tmp_path):
     data = landscapes.generate_procedural(tmp_path / "data", n=64, size=16, seed=0, progress=False)
     out = tmp_path / "run"
     tr.main(tr.parse_args(["--data", str(data), "--out", str(out), "--image-size", "16",
-                           "--model", "DiT-Mi/4", "--batch-size", "16", "--max-steps", "6",
+                           "--model", "DiT-Mi/4", "--batch-size", "16", "--epochs", "2",
                            "--device", "cuda", "--precision", "bf16", "--fid", "8",
                            "--sample-steps", "3", "--export", str(tmp_path / "small.pt")]))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["device"].startswith("cuda") and metrics["precision"] == "bf16"
-    assert metrics["steps"] == 6 and 0 < metrics["final_loss"] < 10
+    assert metrics["steps"] == 2 * (64 // 16) and 0 < metrics["final_loss"] < 10
     state = torch.load(out / tr.CHECKPOINT, map_location="cpu", weights_only=True)
     assert all(v.device.type == "cpu" for v in state["ema"].values())
     assert len(landscapes.load_images(out / "fid_samples", 16).images) == 8

@@ -231,3 +231,24 @@ def test_fid_without_inception_weights_keeps_the_samples(data, tmp_path, monkeyp
     assert "fid" not in metrics and metrics["fid_n_generated"] == 10
     assert len(landscapes.load_images(tmp_path / "fid_samples", 16).images) == 10
     assert "FID skipped" in capsys.readouterr().err
+
+
+def test_init_from_an_export_starts_at_its_ema_weights(data, tmp_path):
+    """--init-from: a second leg from the small export starts exactly at its (bf16) EMA weights,
+    and the record of the first leg travels on into the next export."""
+    first = tmp_path / "first"
+    train(data, first, "--max-steps", "3", "--export", str(tmp_path / "first.pt"))
+    second = tmp_path / "second"
+    tr.main(tr.parse_args(["--data", str(data), "--out", str(second), *TINY, "--max-steps", "1", "--lr", "0",
+                           "--init-from", str(tmp_path / "first.pt"),
+                           "--export", str(tmp_path / "second.pt")]))
+    exported = torch.load(tmp_path / "first.pt", weights_only=True)
+    state = torch.load(second / tr.CHECKPOINT, weights_only=True)
+    for name, w in exported["ema"].items():
+        assert torch.equal(state["model"][name], w.float()) and torch.equal(state["ema"][name], w.float())
+    assert state["step"] == 1                                   # one step at lr 0: unchanged
+    record = torch.load(tmp_path / "second.pt", weights_only=True)["trained"]["init_from"]
+    assert record["path"] == str(tmp_path / "first.pt") and record["steps"] == 3
+    with pytest.raises(SystemExit, match="--init-from: .* was trained with depth=2 .*flags say 3"):
+        tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path / "x"), *TINY,
+                               "--depth", "3", "--init-from", str(tmp_path / "first.pt")]))
