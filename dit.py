@@ -310,6 +310,20 @@ class DiT(nn.Module):
         """Only the noise prediction ε̂ (the first C channels), whatever learn_sigma is."""
         return self(x_t, t, y)[:, : self.in_channels]
 
+    def guided_eps(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, w: float) -> torch.Tensor:
+        """Classifier-free guidance (Ho & Salimans 2022, eq. 6), the noise prediction pushed
+        away from the unconditional one:
+            ε̃ = (1 + w)·ε̂(x_t, t, y) − w·ε̂(x_t, t, ∅)  =  ε̂_∅ + (1 + w)·(ε̂_y − ε̂_∅)
+        w = 0 is the plain conditional model; the DiT paper's "cfg scale" s is 1 + w.  Both
+        predictions come from one forward pass over the doubled batch [x_t, x_t] with labels
+        [y, ∅] (the null class is row num_classes of the label table, learnt by label dropout)."""
+        if w == 0:
+            return self.eps(x_t, t, y)
+        null = torch.full_like(y, self.num_classes)
+        eps_y, eps_null = self.eps(torch.cat([x_t, x_t]), torch.cat([t, t]),
+                                   torch.cat([y, null])).chunk(2)            # 2 × (B, C, H, W)
+        return eps_null + (1 + w) * (eps_y - eps_null)
+
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
 # 4. Named configs:  the paper's Table 1, plus small ones a 2-core CPU can train

@@ -121,6 +121,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="also write the EMA weights in bf16 with their config to PATH: the small "
                           "file that ships under checkpoints/ (dit.load_dit_checkpoint reads both)")
     run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples and FID")
+    run.add_argument("--guidance", type=float, default=0.0, metavar="W",
+                     help="classifier-free guidance weight w for samples.png and FID "
+                          "(ε̃ = (1+w)·ε̂(y) − w·ε̂(∅); 0 = none; the DiT paper's cfg scale is 1+w)")
     run.add_argument("--fid", type=int, default=0, metavar="N",
                      help="after training, FID of N samples against the held-out test set, and "
                           "the floor (N training images against it); 5000 in the report")
@@ -151,6 +154,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
     if args.T < 2:
         raise SystemExit("--T must be at least 2")
+    if args.max_steps is not None and args.max_steps < 0:
+        raise SystemExit("--max-steps must be at least 0 (0 evaluates --init-from or --resume)")
+    if args.guidance < 0:
+        raise SystemExit("--guidance must be at least 0 (0 = the plain conditional model)")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise SystemExit("--max-minutes must be positive")
     if not 0 <= args.class_dropout < 1:
@@ -354,25 +361,27 @@ def plot_loss(history: dict, path: Path, title: str) -> None:
 
 @torch.no_grad()
 def sample_images(ema: DiT, alpha_bar, y: torch.Tensor, device, precision: str, num_steps: int,
-                  generator: torch.Generator) -> torch.Tensor:
-    """Images for labels y from the EMA weights with DDIM, in [−1, 1] on the CPU."""
+                  generator: torch.Generator, guidance: float = 0.0) -> torch.Tensor:
+    """Images for labels y from the EMA weights with DDIM, in [−1, 1] on the CPU; guidance w
+    mixes in the unconditional prediction (dit.DiT.guided_eps)."""
     ema.eval()
+    y = y.to(device)
     x_T = torch.randn(len(y), 3, ema.input_size, ema.input_size, generator=generator, device=device)
     # Trailing spacing starts from t = T−1 (pure noise, as in training); clipping x̂0 to the
     # data range [−1, 1] is the usual guard for pixel-space models (DDPM's clip_denoised).
     with autocast(device, precision):
-        *_, (_, _, x0) = ddim_sample(lambda x, t: ema.eps(x, t, y.to(device)), x_T, alpha_bar,
+        *_, (_, _, x0) = ddim_sample(lambda x, t: ema.guided_eps(x, t, y, guidance), x_T, alpha_bar,
                                      num_steps, spacing="trailing", clip_x0=1.0)
     return x0.float().cpu()
 
 
 def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, precision: str,
-                num_steps: int, seed: int, n: int = 100) -> torch.Tensor:
+                num_steps: int, seed: int, n: int = 100, guidance: float = 0.0) -> torch.Tensor:
     """n images; the class is the row index of a √n × √n grid when the data is labelled."""
     rows = int(math.sqrt(n))
     y = (torch.arange(n) // rows) % num_classes if labelled else torch.zeros(n, dtype=torch.long)
     return sample_images(ema, alpha_bar, y, device, precision, num_steps,
-                         torch.Generator(device).manual_seed(seed))
+                         torch.Generator(device).manual_seed(seed), guidance if labelled else 0.0)
 
 
 def balanced_subset(labels: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
@@ -406,13 +415,15 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
     n = args.fid
     g = torch.Generator(device).manual_seed(args.seed + 1)
     y_all = torch.arange(n) % len(data.class_names)
+    w = args.guidance if data.labelled else 0.0          # unlabelled data has only ∅ to guide by
     generated = [landscapes.to_uint8(sample_images(ema, alpha_bar, y, device, precision,
-                                                   args.sample_steps, g))
+                                                   args.sample_steps, g, w))
                  for y in progress_iter(y_all.split(args.batch_size), "sampling for FID", "batch")]
     generated = torch.cat(generated)                                         # (n, 3, H, W) uint8
     samples_dir = Path(args.out) / "fid_samples"
     save_samples(generated, y_all, data.class_names, samples_dir)
-    sampled = dict(fid_n_generated=n, fid_ddim_steps=args.sample_steps, fid_samples=str(samples_dir))
+    sampled = dict(fid_n_generated=n, fid_ddim_steps=args.sample_steps, fid_guidance=w,
+                   fid_samples=str(samples_dir))
     try:
         inception = fid.load_inception(device=device)
     except RuntimeError as e:                     # fid_weights_path's message says how to install
@@ -679,15 +690,19 @@ def main(args: argparse.Namespace) -> None:
                    weights_identical=len(set(digests)) == 1)
 
     if is_main:
-        plot_loss(history, out / "loss.png", f"{len(history['loss'])} steps, batch {args.batch_size}")
-        written = [ckpt_path, out / "loss.png"]
+        written = [ckpt_path]
+        if history["loss"]:                 # nothing to plot when --max-steps 0 only evaluates
+            plot_loss(history, out / "loss.png", f"{len(history['loss'])} steps, batch {args.batch_size}")
+            written.append(out / "loss.png")
         if not args.no_samples:
             x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, device, precision,
-                             args.sample_steps, args.seed)
+                             args.sample_steps, args.seed, guidance=args.guidance)
+            earlier = f" + {init_from['steps']} before" if init_from and init_from["steps"] else ""
+            guided = f", guidance w = {args.guidance:g}" if args.guidance and data.labelled else ""
             landscapes.save_image_grid(
                 x0, out / "samples.png", nrow=10,
                 row_labels=[data.class_names[r % num_classes] for r in range(10)] if data.labelled else None,
-                title=f"EMA samples after {step} steps (DDIM, {args.sample_steps} steps)")
+                title=f"EMA samples after {step}{earlier} steps (DDIM, {args.sample_steps} steps{guided})")
             written.append(out / "samples.png")
         fid_metrics = evaluate_fid(ema, alpha_bar, data, args, device, precision) if args.fid else {}
         tail = history["loss"][-min(100, len(history["loss"])):]
@@ -706,8 +721,8 @@ def main(args: argparse.Namespace) -> None:
         if args.export:
             written.append(export_for_sampling(final_state, Path(args.export), metrics))
         speed = f"{images_done / elapsed:.1f} images/s" if images_done else "nothing left to train"
-        log(f"\n{step} steps, {elapsed:.0f} s in this process ({speed}); "
-            f"loss {metrics['smoothed_loss']:.4f} (mean of the last {len(tail)} steps)")
+        loss_line = f"loss {metrics['smoothed_loss']:.4f} (mean of the last {len(tail)} steps)" if tail else "no loss yet"
+        log(f"\n{step} steps, {elapsed:.0f} s in this process ({speed}); {loss_line}")
         if "fid" in fid_metrics:
             log(f"FID {fid_metrics['fid']:.2f} at N = {args.fid} against {fid_metrics['fid_n_test']} test "
                 f"images; floor (training images) {fid_metrics['fid_floor_train_vs_test']:.2f}; "

@@ -114,6 +114,21 @@ def test_label_dropout_only_in_training():
     assert torch.equal(model.y_embedder(y), model.y_embedder.embedding_table.weight[:10])
 
 
+@torch.no_grad()
+def test_guided_eps_is_the_cfg_combination_of_two_separate_passes():
+    """ε̃ = (1 + w)·ε̂(y) − w·ε̂(∅) (Ho & Salimans eq. 6) from one doubled batch; w = 0 is ε̂(y)."""
+    model = tiny(learn_sigma=True).eval()
+    for p in model.parameters():                  # random weights: adaLN-Zero's init gives ε̂ ≡ 0
+        p.normal_(0, 0.05)
+    x, t, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 3, 9, 3])
+    eps_y, eps_null = model.eps(x, t, y), model.eps(x, t, torch.full_like(y, 10))
+    assert (eps_y - eps_null).abs().max() > 1e-3                     # the label matters
+    torch.testing.assert_close(model.guided_eps(x, t, y, 0.0), eps_y, rtol=0, atol=0)
+    for w in (0.5, 4.0):
+        torch.testing.assert_close(model.guided_eps(x, t, y, w), (1 + w) * eps_y - w * eps_null,
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_bad_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="hidden size 100 is not divisible by 3 heads"):
         DiT(input_size=16, patch_size=4, in_channels=3, hidden_size=100, depth=1, num_heads=3, num_classes=2)

@@ -252,3 +252,22 @@ def test_init_from_an_export_starts_at_its_ema_weights(data, tmp_path):
     with pytest.raises(SystemExit, match="--init-from: .* was trained with depth=2 .*flags say 3"):
         tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path / "x"), *TINY,
                                "--depth", "3", "--init-from", str(tmp_path / "first.pt")]))
+
+
+def test_max_steps_0_with_init_from_evaluates_an_export_with_guidance(data, tmp_path):
+    """`--init-from X --max-steps 0 --fid N` scores an exported model without training it;
+    --guidance reaches the sampler (other samples than w = 0 from the same seed)."""
+    # A high lr moves the zero-initialised output layers enough for labels to change the pixels.
+    train(data, tmp_path / "first", "--max-steps", "5", "--lr", "1e-2", "--export", str(tmp_path / "first.pt"))
+    runs = {}
+    for w in ("0", "2"):
+        out = tmp_path / f"eval-w{w}"
+        tr.main(tr.parse_args(["--data", str(data), "--out", str(out), *TINY, "--max-steps", "0",
+                               "--init-from", str(tmp_path / "first.pt"), "--fid", "10",
+                               "--sample-steps", "2", "--guidance", w]))
+        runs[w] = json.loads((out / "metrics.json").read_text())
+        assert runs[w]["steps"] == 0 and runs[w]["fid_guidance"] == float(w)
+        assert not (out / "loss.png").exists()
+    assert runs["0"]["fid"] != runs["2"]["fid"]
+    with pytest.raises(SystemExit, match="--guidance must be at least 0"):
+        tr.parse_args(["--guidance", "-1"])
