@@ -4,6 +4,9 @@
     python train_one_epoch.py --model DiT-S/4 --epochs 5 --out runs/s4
     python train_one_epoch.py --patch 2 --resume        # continue runs/<name> after a stop
     torchrun --nproc_per_node 2 train_one_epoch.py --patch 4   # data-parallel (DDP)
+    python train_one_epoch.py --model DiT-Ti/2 --epochs 5000 --max-minutes 5   # a time budget
+    python train_one_epoch.py --model DiT-Ti/2 --init-from checkpoints/dit_landscapes.pt \
+        --max-steps 0 --fid 5000 --guidance 0.5          # evaluate a model, guided (w = 0.5)
 
 The objective (DDPM §3.2, "L_simple"; DiT §4 trains the same ε-prediction loss):
 
@@ -23,7 +26,8 @@ What a run writes into its folder (--out, default runs/<model>-p<patch>):
   metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the command line
 
 On 2 CPU cores the default (DiT-Ti/2, 10,000 images, batch 64, bf16) trained its epoch in
-390 s at 25.6 images/s, 8 minutes in all with drawing the data once and sampling the grid.  Shapes: B batch, C channels, H = W image size, T steps.
+368 s at 27.1 images/s, 7.5 minutes in all with sampling the grid; on an H200 the same model
+trained at 7,880 images/s (batch 256).  Shapes: B batch, C channels, H = W image size, T steps.
 """
 
 from __future__ import annotations
@@ -697,12 +701,13 @@ def main(args: argparse.Namespace) -> None:
         if not args.no_samples:
             x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, device, precision,
                              args.sample_steps, args.seed, guidance=args.guidance)
-            earlier = f" + {init_from['steps']} before" if init_from and init_from["steps"] else ""
+            earlier = init_from["steps"] if init_from and init_from["steps"] else 0
+            trained = f"{earlier + step} steps ({step} in this run)" if earlier else f"{step} steps"
             guided = f", guidance w = {args.guidance:g}" if args.guidance and data.labelled else ""
             landscapes.save_image_grid(
                 x0, out / "samples.png", nrow=10,
                 row_labels=[data.class_names[r % num_classes] for r in range(10)] if data.labelled else None,
-                title=f"EMA samples after {step}{earlier} steps (DDIM, {args.sample_steps} steps{guided})")
+                title=f"EMA samples after {trained} (DDIM, {args.sample_steps} steps{guided})")
             written.append(out / "samples.png")
         fid_metrics = evaluate_fid(ema, alpha_bar, data, args, device, precision) if args.fid else {}
         tail = history["loss"][-min(100, len(history["loss"])):]
