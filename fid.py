@@ -44,9 +44,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from landscapes import list_images, read_rgb, to_uint8
+from landscapes import list_images, progress_iter, read_rgb, to_uint8
 
 REPO_ROOT = Path(__file__).resolve().parent
 
@@ -518,8 +517,8 @@ def inception_features(images: torch.Tensor, model: InceptionV3 | None = None,
     device = device or next(model.parameters()).device
     feats = []
     with torch.inference_mode():
-        for i in tqdm(range(0, len(images), batch_size), desc="inception features",
-                      unit="batch", disable=not progress):
+        for i in progress_iter(range(0, len(images), batch_size), "inception features", "batch",
+                               enabled=progress):
             batch = images[i:i + batch_size].to(device)    # (B, 3, H, W) uint8
             feats.append(forward_in_slices(model, batch).float().cpu())   # (B, 2048)
     if not feats:
@@ -576,8 +575,8 @@ def _files_features(paths: list[Path], folder: str | Path, model: InceptionV3 | 
                                          num_workers=num_workers, collate_fn=_collate)
     feats = []
     with torch.inference_mode():
-        for batch in tqdm(loader, desc=f"features of {Path(folder).name}", unit="batch",
-                          disable=not progress):
+        for batch in progress_iter(loader, f"features of {Path(folder).name}", "batch",
+                                   enabled=progress):
             if batch is not None:
                 feats.append(forward_in_slices(model, batch.to(device)).float().cpu())
     if not feats:

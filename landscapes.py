@@ -77,6 +77,53 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
+#                 Progress bars that read well in a terminal and in a log file
+# --------------------------------------------------------------------------------------------
+
+class LogLines:
+    """tqdm's update / set_postfix / close, printed as one plain line every `every` seconds.
+
+    tqdm redraws its bar with carriage returns; in a log file (nohup, CI) those pile up into a
+    single line megabytes long.  When stderr is not a terminal the loop reports through this."""
+
+    def __init__(self, total: int, initial: int, every: float = 30.0, label: str = "step"):
+        self.n, self.total, self.every, self.postfix, self.label = initial, total, every, {}, label
+        self.start = self.last = time.perf_counter()
+
+    def set_postfix(self, refresh=False, **values):
+        self.postfix = values
+
+    def update(self, n: int = 1):
+        self.n += n
+        first = self.last == self.start                  # one line at once: the run has started
+        if first or time.perf_counter() - self.last >= self.every or self.n == self.total:
+            self.last = time.perf_counter()
+            extra = "".join(f", {k}={v}" for k, v in self.postfix.items())
+            print(f"{self.label} {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
+                  f"{self.last - self.start:.0f} s{extra}", file=sys.stderr, flush=True)
+
+    def close(self):
+        pass
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str | None = None, unit: str = "step"):
+    if enabled and not sys.stderr.isatty():
+        return LogLines(total, initial, label=f"{desc}: {unit}" if desc else unit)
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit=unit,
+                dynamic_ncols=True)
+
+
+def progress_iter(items, desc: str, unit: str, enabled: bool = True):
+    """Iterate over a sized iterable (a list, a range, a DataLoader) with a progress bar: tqdm in
+    a terminal, plain lines in a log."""
+    bar = progress_bar(len(items), 0, enabled=enabled, desc=desc, unit=unit)
+    for item in items:
+        yield item
+        bar.update()
+    bar.close()
+
+
+# --------------------------------------------------------------------------------------------
 #                               A. Reading a folder of images
 # --------------------------------------------------------------------------------------------
 
@@ -264,8 +311,8 @@ def load_images(folder: str | Path, image_size: int, progress: bool | None = Non
     pixels = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)   # (N, S, S, 3)
     keep = np.zeros(len(paths), dtype=bool)
     # Decoding JPEGs at ≥ 2× the target keeps Lanczos enough pixels to average over.
-    for i, path in enumerate(tqdm(paths, desc=f"loading {Path(folder).name}", unit="img",
-                                  disable=not progress)):
+    for i, path in enumerate(progress_iter(paths, f"loading {Path(folder).name}", "img",
+                                           enabled=progress)):
         im = _open_rgb(path, min_side=2 * image_size)
         if im is not None:
             pixels[i] = np.asarray(resize_center_crop(im, image_size), dtype=np.uint8)
@@ -843,7 +890,7 @@ def generate_procedural(out_dir: str | Path, n: int, size: int, seed: int, progr
     for name in CLASS_NAMES[:min(n, len(CLASS_NAMES))]:
         (out_dir / name).mkdir(exist_ok=True)
     start = time.perf_counter()
-    for index in tqdm(range(n), desc=f"drawing {out_dir.name}", unit="img", disable=not progress):
+    for index in progress_iter(range(n), f"drawing {out_dir.name}", "img", enabled=progress):
         image, class_id = procedural_image(seed, index, size)
         path = out_dir / CLASS_NAMES[class_id] / f"{index:05d}.png"
         _atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))

@@ -50,7 +50,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
-from tqdm import tqdm
 
 import landscapes
 from dit import DIT_CONFIGS, DiT, ddim_sample, forward_gflops
@@ -422,7 +421,7 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
     w = args.guidance if data.labelled else 0.0          # unlabelled data has only ∅ to guide by
     generated = [landscapes.to_uint8(sample_images(ema, alpha_bar, y, device, precision,
                                                    args.sample_steps, g, w))
-                 for y in progress_iter(y_all.split(args.batch_size), "sampling for FID", "batch")]
+                 for y in landscapes.progress_iter(y_all.split(args.batch_size), "sampling for FID", "batch")]
     generated = torch.cat(generated)                                         # (n, 3, H, W) uint8
     samples_dir = Path(args.out) / "fid_samples"
     save_samples(generated, y_all, data.class_names, samples_dir)
@@ -451,48 +450,6 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
 # ════════════════════════════════════════════════════════════════════════════════════════════
 # 6. main
 # ════════════════════════════════════════════════════════════════════════════════════════════
-
-
-class LogLines:
-    """tqdm's update / set_postfix / close, printed as one plain line every `every` seconds.
-
-    tqdm redraws its bar with carriage returns; in a log file (nohup, CI) those pile up into a
-    single line megabytes long.  When stderr is not a terminal the loop reports through this."""
-
-    def __init__(self, total: int, initial: int, every: float = 30.0, label: str = "step"):
-        self.n, self.total, self.every, self.postfix, self.label = initial, total, every, {}, label
-        self.start = self.last = time.perf_counter()
-
-    def set_postfix(self, refresh=False, **values):
-        self.postfix = values
-
-    def update(self, n: int = 1):
-        self.n += n
-        first = self.last == self.start                  # one line at once: the run has started
-        if first or time.perf_counter() - self.last >= self.every or self.n == self.total:
-            self.last = time.perf_counter()
-            extra = " ".join(f"{k}={v}" for k, v in self.postfix.items())
-            print(f"{self.label} {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
-                  f"{self.last - self.start:.0f} s, {extra}", file=sys.stderr, flush=True)
-
-    def close(self):
-        pass
-
-
-def progress_bar(total: int, initial: int, enabled: bool, desc: str | None = None, unit: str = "step"):
-    if enabled and not sys.stderr.isatty():
-        return LogLines(total, initial, label=f"{desc}: {unit}" if desc else unit)
-    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit=unit,
-                dynamic_ncols=True)
-
-
-def progress_iter(items, desc: str, unit: str):
-    """Iterate over a sequence with a progress bar (plain lines in a log, as above)."""
-    bar = progress_bar(len(items), 0, enabled=True, desc=desc, unit=unit)
-    for item in items:
-        yield item
-        bar.update()
-    bar.close()
 
 
 def _interrupt(signum, frame):
@@ -612,7 +569,7 @@ def main(args: argparse.Namespace) -> None:
     seen = torch.zeros(len(dataset), dtype=torch.bool)      # which images this rank trained on
     t_start = time.perf_counter()
     images_done = 0
-    bar = progress_bar(total_steps, step, enabled=is_main)
+    bar = landscapes.progress_bar(total_steps, step, enabled=is_main)
     model.train()
     try:
         while step < total_steps:

@@ -359,3 +359,15 @@ def test_tile_images_places_image_r_nrow_plus_c_at_block_r_c(tmp_path):
     assert (tmp_path / "g.png").stat().st_size > 0
     with pytest.raises(ValueError, match="shape"):
         L.save_image_grid(torch.zeros(4, 8, 8), tmp_path / "bad.png")
+
+
+def test_progress_in_a_log_is_plain_lines(capsys):
+    """stderr that is not a terminal (nohup, CI, pytest) gets whole lines, no carriage returns:
+    the first update at once, the last always."""
+    assert list(L.progress_iter(range(5), "drawing x", "img")) == [0, 1, 2, 3, 4]
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert lines[0].startswith("drawing x: img 1/5 (20%)") and lines[-1].startswith("drawing x: img 5/5 (100%)")
+    assert list(L.progress_iter([1, 2], "quiet", "img", enabled=False)) == [1, 2]
+    assert capsys.readouterr().err == ""
