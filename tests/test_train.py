@@ -142,6 +142,19 @@ def test_torchrun_two_processes_split_data_and_agree(data, tmp_path):
     assert list(out.iterdir())  # only rank 0 writes, and it did
 
 
+def test_torchrun_max_minutes_stops_every_rank_at_the_same_step(data, tmp_path):
+    """--max-minutes under DDP: the ranks agree on the step to stop at (no rank left waiting in
+    an all-reduce), and end with identical weights."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           "29518", str(ROOT / "train_one_epoch.py"), "--data", str(data), "--out", str(out), *TINY,
+           "--epochs", "20", "--max-minutes", "0.0001"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 1 and metrics["ddp"]["weights_identical"]
+
+
 def test_sigterm_saves_a_checkpoint(data, tmp_path):
     """A scheduler's SIGTERM stops the run like Ctrl-C: a checkpoint to resume from, exit 130."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "train_one_epoch.py"), "--data", str(data), *TINY,
