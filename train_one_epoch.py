@@ -161,6 +161,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise SystemExit("--max-steps must be at least 0 (0 evaluates --init-from or --resume)")
     if args.guidance < 0:
         raise SystemExit("--guidance must be at least 0 (0 = the plain conditional model)")
+    if args.init_from is not None and args.resume is not None:
+        raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise SystemExit("--max-minutes must be positive")
     if not 0 <= args.class_dropout < 1:
@@ -384,7 +386,7 @@ def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, p
     rows = int(math.sqrt(n))
     y = (torch.arange(n) // rows) % num_classes if labelled else torch.zeros(n, dtype=torch.long)
     return sample_images(ema, alpha_bar, y, device, precision, num_steps,
-                         torch.Generator(device).manual_seed(seed), guidance if labelled else 0.0)
+                         torch.Generator(device).manual_seed(seed), guidance)
 
 
 def balanced_subset(labels: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
@@ -406,7 +408,7 @@ def save_samples(images: torch.Tensor, labels: torch.Tensor, class_names: list[s
         Image.fromarray(img.permute(1, 2, 0).numpy()).save(sub / f"{i:05d}.png")
 
 
-def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dict:
+def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str, guidance: float) -> dict:
     """FID of n generated images against the held-out test set, next to its floor: the FID of
     n *training* images against the same test set (what a perfect model would score at this n,
     since FID is biased upward at small n).  Classes are balanced in both.
@@ -418,14 +420,13 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
     n = args.fid
     g = torch.Generator(device).manual_seed(args.seed + 1)
     y_all = torch.arange(n) % len(data.class_names)
-    w = args.guidance if data.labelled else 0.0          # unlabelled data has only ∅ to guide by
     generated = [landscapes.to_uint8(sample_images(ema, alpha_bar, y, device, precision,
-                                                   args.sample_steps, g, w))
+                                                   args.sample_steps, g, guidance))
                  for y in landscapes.progress_iter(y_all.split(args.batch_size), "sampling for FID", "batch")]
     generated = torch.cat(generated)                                         # (n, 3, H, W) uint8
     samples_dir = Path(args.out) / "fid_samples"
     save_samples(generated, y_all, data.class_names, samples_dir)
-    sampled = dict(fid_n_generated=n, fid_ddim_steps=args.sample_steps, fid_guidance=w,
+    sampled = dict(fid_n_generated=n, fid_ddim_steps=args.sample_steps, fid_guidance=guidance,
                    fid_samples=str(samples_dir))
     try:
         inception = fid.load_inception(device=device)
@@ -483,6 +484,7 @@ def main(args: argparse.Namespace) -> None:
     except ValueError as e:
         raise SystemExit(f"--data: {e}")
     num_classes = len(data.class_names)
+    guidance = args.guidance if data.labelled else 0.0   # unlabelled data has only ∅ to guide by
     dataset = TensorDataset(data.images, data.labels)
     per_rank_batch = args.batch_size // world
     steps_per_epoch = len(dataset) // args.batch_size
@@ -517,8 +519,6 @@ def main(args: argparse.Namespace) -> None:
         torch.manual_seed(args.seed * 1000 + rank)  # different t, ε and flips on every rank
     init_from = None
     if args.init_from is not None:
-        if args.resume is not None:
-            raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
         source = load_checkpoint(Path(args.init_from), config, flag="--init-from")
         # The source's EMA is its best estimate of the weights: both the trained model and its
         # EMA start there.  AdamW's moments start at zero again (an export keeps none).
@@ -558,10 +558,12 @@ def main(args: argparse.Namespace) -> None:
     def out_of_time(elapsed: float) -> bool:
         """--max-minutes: every rank must stop at the same step, so under torchrun the ranks
         agree (any rank out of time stops all), else DDP's next all-reduce would wait forever."""
-        late = torch.tensor([float(elapsed >= args.max_minutes * 60)], device=device)
-        if world > 1:
-            dist.all_reduce(late, op=dist.ReduceOp.MAX)
-        return bool(late.item())
+        late = elapsed >= args.max_minutes * 60
+        if world == 1:
+            return late
+        flag = torch.tensor([float(late)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     # ── the loop ──
     # A scheduler's SIGTERM (preemption, a plain `kill`) saves a checkpoint, as Ctrl-C does.
@@ -657,16 +659,16 @@ def main(args: argparse.Namespace) -> None:
             written.append(out / "loss.png")
         if not args.no_samples:
             x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, device, precision,
-                             args.sample_steps, args.seed, guidance=args.guidance)
+                             args.sample_steps, args.seed, guidance=guidance)
             earlier = init_from["steps"] if init_from and init_from["steps"] else 0
             trained = f"{earlier + step} steps ({step} in this run)" if earlier else f"{step} steps"
-            guided = f", guidance w = {args.guidance:g}" if args.guidance and data.labelled else ""
+            guided = f", guidance w = {guidance:g}" if guidance else ""
             landscapes.save_image_grid(
                 x0, out / "samples.png", nrow=10,
                 row_labels=[data.class_names[r % num_classes] for r in range(10)] if data.labelled else None,
                 title=f"EMA samples after {trained} (DDIM, {args.sample_steps} steps{guided})")
             written.append(out / "samples.png")
-        fid_metrics = evaluate_fid(ema, alpha_bar, data, args, device, precision) if args.fid else {}
+        fid_metrics = evaluate_fid(ema, alpha_bar, data, args, device, precision, guidance) if args.fid else {}
         tail = history["loss"][-min(100, len(history["loss"])):]
         metrics = dict(
             parameters=params, tokens=tokens, gflops_forward_per_image=gflops,
