@@ -49,7 +49,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
 
 import landscapes
 from dit import DIT_CONFIGS, DiT, ddim_sample, forward_gflops
@@ -73,7 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--image-size", type=int, default=32,
                       help="training resolution; 32 px keeps an epoch to minutes on 2 CPU cores")
     data.add_argument("--num-workers", type=int, default=0,
-                      help="DataLoader workers; the images sit in memory as uint8, so 0 is fastest")
+                      help="0: batches are gathered from the uint8 images held on the training "
+                           "device (fastest); N > 0: N DataLoader workers gather them on the host "
+                           "(for data too large for the device's memory)")
     model = ap.add_argument_group("model (DiT-Ti by default: the paper's shapes, CPU-sized)")
     model.add_argument("--model", default=None, choices=list(DIT_CONFIGS), metavar="NAME",
                        help="a named config from dit.py (e.g. DiT-S/4); sets depth, hidden, heads "
@@ -123,6 +125,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--export", default=None, metavar="PATH",
                      help="also write the EMA weights in bf16 with their config to PATH: the small "
                           "file that ships under checkpoints/ (dit.load_dit_checkpoint reads both)")
+    run.add_argument("--export-every", type=int, default=None, metavar="N",
+                     help="also write the --export file every N steps as <export>-step<N>.pt: "
+                          "snapshots to fall back on if a long run degrades late")
     run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples and FID")
     run.add_argument("--guidance", type=float, default=0.0, metavar="W",
                      help="classifier-free guidance weight w for samples.png and FID "
@@ -163,6 +168,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise SystemExit("--guidance must be at least 0 (0 = the plain conditional model)")
     if args.init_from is not None and args.resume is not None:
         raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
+    if args.export_every is not None and (args.export_every < 1 or args.export is None):
+        raise SystemExit("--export-every N needs N ≥ 1 and an --export path to name the snapshots after")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise SystemExit("--max-minutes must be positive")
     if not 0 <= args.class_dropout < 1:
@@ -311,8 +318,10 @@ def training_loss(model, x0, y, alpha_bar, buckets: int = 3):
     eps_hat = model(x_t, t, y)                                           # (B, C, H, W)
     per_sample = F.mse_loss(eps_hat.float(), eps, reduction="none").mean(dim=(1, 2, 3))  # (B,)
     bucket = t * buckets // T                                            # 0 low, 1 mid, 2 high t
+    # index_add_ rather than bincount: on a GPU, bincount reads the largest value back to the
+    # host to size its output, and that wait would stall every step.
     sums = torch.zeros(buckets, device=x0.device).index_add_(0, bucket, per_sample.detach())
-    counts = torch.bincount(bucket, minlength=buckets)
+    counts = torch.zeros(buckets, device=x0.device).index_add_(0, bucket, torch.ones_like(per_sample))
     return per_sample.mean(), sums, counts
 
 
@@ -324,8 +333,51 @@ def update_ema(ema: DiT, model: DiT, num_updates: int, max_decay: float) -> None
     steps, so after one CPU epoch it would still be the random initialisation.  With the
     warm-up, d ≈ 0.5 at the start and approaches the ceiling as n grows."""
     decay = min(max_decay, (1 + num_updates) / (10 + num_updates))
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1 - decay)
+    # One multi-tensor kernel for all ~100 parameter tensors instead of a launch per tensor.
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
+
+
+def train_step(train_model, model: DiT, ema: DiT, opt, u8: torch.Tensor, y: torch.Tensor,
+               alpha_bar, ema_updates: int, args, device, precision: str):
+    """One optimiser step on a batch of uint8 images (B, 3, H, W) and labels (B,).
+
+    It returns the loss and the bucket sums and counts as device tensors and never waits for
+    the device: the loop reads them back every few steps (`flush` in main), so on a GPU the
+    host queues the next step while this one runs.  A per-step `loss.item()` would leave the
+    GPU idle while Python launches each step's kernels (tests/test_gpu.py checks the step
+    makes no sync)."""
+    x0 = landscapes.to_float(u8)                                        # (B, 3, H, W) in [−1, 1]
+    flip = torch.rand(x0.shape[0], device=device) < 0.5                 # horizontal flips (paper)
+    x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+    with autocast(device, precision):
+        loss, bucket_sums, bucket_counts = training_loss(train_model, x0, y, alpha_bar)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if args.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+    opt.step()
+    update_ema(ema, model, ema_updates, args.ema_decay)
+    return loss.detach(), bucket_sums, bucket_counts
+
+
+def epoch_batches(images: torch.Tensor, labels: torch.Tensor, order: list[int], batch: int,
+                  num_workers: int, seed: int):
+    """(uint8 images, labels) batches in `order`.  With no workers each batch is one indexing
+    operation on tensors that already sit on the training device: no per-image Python, no
+    host-to-GPU copy.  Workers gather batches on the host instead, into pinned memory, for data
+    too large for the device's memory."""
+    if num_workers == 0:
+        order = torch.as_tensor(order, device=images.device)
+        for i in range(len(order) // batch):
+            idx = order[i * batch:(i + 1) * batch]
+            yield images[idx], labels[idx]
+        return
+    # Its own generator: a DataLoader draws a seed for its workers from the global RNG
+    # otherwise, which would shift the noise stream of a resumed run by one draw.
+    yield from DataLoader(TensorDataset(images, labels), batch_size=None, num_workers=num_workers,
+                          sampler=BatchSampler(order, batch, drop_last=True),
+                          pin_memory=torch.cuda.is_available(),
+                          generator=torch.Generator().manual_seed(seed))
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
@@ -485,11 +537,14 @@ def main(args: argparse.Namespace) -> None:
         raise SystemExit(f"--data: {e}")
     num_classes = len(data.class_names)
     guidance = args.guidance if data.labelled else 0.0   # unlabelled data has only ∅ to guide by
-    dataset = TensorDataset(data.images, data.labels)
+    n_images = len(data.images)
+    # uint8 in memory (10,000 × 3 × 32 × 32 = 31 MB): on the training device unless workers load.
+    images, labels = ((data.images.to(device), data.labels.to(device)) if args.num_workers == 0
+                      else (data.images, data.labels))
     per_rank_batch = args.batch_size // world
-    steps_per_epoch = len(dataset) // args.batch_size
+    steps_per_epoch = n_images // args.batch_size
     if steps_per_epoch == 0:
-        raise SystemExit(f"--batch-size {args.batch_size} is larger than the {len(dataset)} images")
+        raise SystemExit(f"--batch-size {args.batch_size} is larger than the {n_images} images")
     total_steps = steps_per_epoch * args.epochs
     if args.max_steps is not None:
         total_steps = min(total_steps, args.max_steps)
@@ -538,7 +593,7 @@ def main(args: argparse.Namespace) -> None:
     gflops = forward_gflops(model)
     log(f"DiT depth {args.depth}, width {args.hidden}, {args.heads} heads, patch {args.patch}: "
         f"{params:,} parameters, {tokens} tokens, {gflops:.3f} GFLOPs/image forward | "
-        f"{len(dataset):,} images, {num_classes} classes | {device}, {precision}, {world} process(es)")
+        f"{n_images:,} images, {num_classes} classes | {device}, {precision}, {world} process(es)")
 
     def checkpoint_state() -> dict:
         rngs = [rng_state(device)]
@@ -551,9 +606,51 @@ def main(args: argparse.Namespace) -> None:
                     wall_time=wall_before + time.perf_counter() - t_start)
 
     def write_checkpoint() -> None:
+        flush()                             # a NaN among the unread losses stops before the write
         state = checkpoint_state()          # every rank takes part in the gather
         if is_main:
             save_checkpoint(ckpt_path, state)
+
+    def write_snapshot() -> None:
+        """--export-every: the small export as it stands now, beside the final one, so that a
+        run which degrades late still has its earlier models to sample from."""
+        flush()
+        state = checkpoint_state()
+        if is_main:
+            path = Path(args.export)
+            tail = history["loss"][-100:]
+            export_for_sampling(state, path.with_name(f"{path.stem}-step{step}{path.suffix}"), dict(
+                steps=step, epochs=step / steps_per_epoch, wall_time_s=state["wall_time"],
+                device=str(device), precision=precision, command=shlex.join([sys.executable] + sys.argv),
+                smoothed_loss=sum(tail) / len(tail) if tail else None))
+
+    # Losses stay on the device until `flush` reads a batch of them back: one wait every
+    # `read_every` steps on a GPU instead of one per step.  A CPU computes synchronously, so
+    # there reading back each step costs nothing and keeps the progress bar live.
+    pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    read_every = 1 if device.type == "cpu" else 50
+
+    def flush() -> None:
+        if not pending:
+            return
+        losses, sums, counts = (torch.stack(v) for v in zip(*pending))      # (n,), (n, 3), (n, 3)
+        losses, means = losses.tolist(), (sums / counts.clamp(min=1)).tolist()
+        counts = counts.tolist()
+        first = step - len(pending) + 1                                     # step of pending[0]
+        pending.clear()
+        for i, loss_value in enumerate(losses):
+            if not math.isfinite(loss_value):
+                bar.close()
+                raise SystemExit(f"loss became {loss_value} at step {first + i}; stopped without "
+                                 f"saving, so {ckpt_path} is the last good checkpoint "
+                                 f"(try a lower --lr or --grad-clip 1.0)")
+            history["loss"].append(loss_value)
+            for b, (m, c) in enumerate(zip(means[i], counts[i])):
+                history["bucket"][b].append(m if c else float("nan"))
+        recent = history["loss"][-50:]
+        bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
+                        img_s=f"{images_done / (time.perf_counter() - t_start):.1f}", refresh=False)
+        bar.update(len(losses))
 
     def out_of_time(elapsed: float) -> bool:
         """--max-minutes: every rank must stop at the same step, so under torchrun the ranks
@@ -568,7 +665,7 @@ def main(args: argparse.Namespace) -> None:
     # ── the loop ──
     # A scheduler's SIGTERM (preemption, a plain `kill`) saves a checkpoint, as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    seen = torch.zeros(len(dataset), dtype=torch.bool)      # which images this rank trained on
+    seen = torch.zeros(n_images, dtype=torch.bool)          # which images this rank trained on
     t_start = time.perf_counter()
     images_done = 0
     bar = landscapes.progress_bar(total_steps, step, enabled=is_main)
@@ -578,61 +675,38 @@ def main(args: argparse.Namespace) -> None:
             epoch, skip = divmod(step, steps_per_epoch)
             # The data order is a function of (seed, epoch) alone, so a resumed run sees exactly
             # the batches it would have seen; each rank takes its own 1/world share.
-            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+            sampler = DistributedSampler(range(n_images), num_replicas=world, rank=rank, shuffle=True,
                                          seed=args.seed, drop_last=True)
             sampler.set_epoch(epoch)
             order = list(sampler)[skip * per_rank_batch: steps_per_epoch * per_rank_batch]
             seen[order] = True
-            # Its own generator: a DataLoader draws a seed for its workers from the global RNG
-            # otherwise, which would shift the noise stream of a resumed run by one draw.
-            loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=order,
-                                num_workers=args.num_workers, drop_last=True,
-                                generator=torch.Generator().manual_seed(args.seed + epoch))
-            for u8, y in loader:
+            for u8, y in epoch_batches(images, labels, order, per_rank_batch, args.num_workers,
+                                       args.seed + epoch):
                 if step >= total_steps:
                     break
-                x0 = landscapes.to_float(u8.to(device, non_blocking=True))   # (B, 3, H, W) in [−1, 1]
-                y = y.to(device, non_blocking=True)
-                flip = torch.rand(x0.shape[0], device=device) < 0.5       # horizontal flips (paper)
-                x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-                with autocast(device, precision):
-                    loss, bucket_sums, bucket_counts = training_loss(train_model, x0, y, alpha_bar)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if args.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    bar.close()
-                    raise SystemExit(f"loss became {loss_value} at step {step + 1}; stopped without "
-                                     f"saving, so {ckpt_path} is the last good checkpoint "
-                                     f"(try a lower --lr or --grad-clip 1.0)")
-                opt.step()
-                update_ema(ema, model, ema_updates, args.ema_decay)
+                u8, y = u8.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                pending.append(train_step(train_model, model, ema, opt, u8, y, alpha_bar,
+                                          ema_updates, args, device, precision))
                 ema_updates += 1
                 step += 1
-                images_done += x0.shape[0] * world
-
-                history["loss"].append(loss_value)
-                means = (bucket_sums / bucket_counts.clamp(min=1)).tolist()
-                for b, (m, c) in enumerate(zip(means, bucket_counts.tolist())):
-                    history["bucket"][b].append(m if c else float("nan"))
-                elapsed = time.perf_counter() - t_start
-                recent = history["loss"][-50:]
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
-                                img_s=f"{images_done / elapsed:.1f}", refresh=False)
-                bar.update()
-                if args.max_minutes is not None and out_of_time(elapsed):
+                images_done += u8.shape[0] * world
+                if len(pending) >= read_every:
+                    flush()
+                if args.max_minutes is not None and out_of_time(time.perf_counter() - t_start):
                     total_steps = step              # ends both loops; the normal end follows
+                    flush()
                     log(f"\n--max-minutes {args.max_minutes:g}: stopping after step {step}")
                     break
                 if step % args.ckpt_every == 0 and step < total_steps:
                     write_checkpoint()
+                if args.export_every and step % args.export_every == 0 and step < total_steps:
+                    write_snapshot()
     except KeyboardInterrupt:
         bar.close()
         write_checkpoint()
         log(f"\ninterrupted at step {step}: saved {ckpt_path}; continue with --resume")
         sys.exit(130)
+    flush()
     bar.close()
     elapsed = time.perf_counter() - t_start
     final_state = checkpoint_state()        # every rank takes part in the gather

@@ -90,3 +90,30 @@ def test_training_script_on_cuda(tmp_path):
     assert len(landscapes.load_images(out / "fid_samples", 16).images) == 8
     small = torch.load(tmp_path / "small.pt", weights_only=True)
     assert small["ema"]["final_layer.linear.weight"].dtype == torch.bfloat16
+
+
+def test_training_step_never_waits_for_the_gpu():
+    """train_step queues its work and returns: any host-device sync inside it (an .item(), a
+    bincount, a data-dependent check) would make the GPU idle while Python launches the next
+    step.  CUDA's sync debug mode turns every such wait into an error."""
+    import argparse
+    import copy
+    torch.manual_seed(0)
+    device = torch.device("cuda")
+    model = DiT(input_size=16, patch_size=2, in_channels=3, hidden_size=64, depth=2, num_heads=4,
+                num_classes=10, class_dropout_prob=0.1).to(device).train()
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
+    alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000)).to(device)
+    args = argparse.Namespace(grad_clip=1.0, ema_decay=0.9999)
+    u8 = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, device=device)
+    y = torch.randint(0, 10, (8,), device=device)
+    step = lambda n: tr.train_step(model, model, ema, opt, u8, y, alpha_bar, n, args, device, "bf16")
+    step(0)                                   # first call: optimiser state, cuBLAS handles
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses = [step(n)[0] for n in (1, 2, 3)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(loss) for loss in losses)
