@@ -157,6 +157,10 @@ def main(args: argparse.Namespace) -> None:
             contenders = [("diffusers", peer), ("ours", ours)]
             if args.compile:
                 contenders.append(("ours + compile", torch.compile(ours)))
+            if args.max_autotune:
+                # Inductor also tries its own C++ GEMM templates against oneDNN's and keeps the
+                # faster one per matrix shape (minutes of compiling on 2 cores).
+                contenders.append(("ours + autotune", torch.compile(ours, mode="max-autotune")))
             base = None
             for name, model in contenders:
                 ips = time_steps(model, precision, args.batch_size, args.image_size, args.steps, args.warmup)
@@ -175,6 +179,8 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=4, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, caches)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(ours)")
+    ap.add_argument("--max-autotune", action="store_true",
+                    help="also time torch.compile(ours, mode='max-autotune')")
     ap.add_argument("--profile", action="store_true",
                     help="instead of comparing, print torch.profiler's table for our model's steps")
     ap.add_argument("--default-allocator", action="store_true",
