@@ -718,7 +718,7 @@ def main(args: argparse.Namespace) -> None:
     # ── DDP self-check: different data on each rank, identical weights at the end ──
     ddp = None
     if world > 1:
-        digest = sum(float(p.double().sum()) for p in model.parameters())
+        digest = sum(float(p.detach().double().sum()) for p in model.parameters())
         seen_sets = [None] * world
         digests = [None] * world
         dist.all_gather_object(seen_sets, seen.nonzero().flatten().tolist())
@@ -769,6 +769,10 @@ def main(args: argparse.Namespace) -> None:
                 f"ratio {fid_metrics['fid_ratio']:.2f}")
         log("wrote " + ", ".join(map(str, written)))
     if world > 1:
+        # Leave together: a rank that tore down its process group and exited while rank 0 was
+        # still writing files aborted now and then ("terminate called without an active
+        # exception", SIGABRT), and torchrun then killed rank 0 mid-write.
+        dist.barrier()
         dist.destroy_process_group()
 
 
