@@ -82,9 +82,11 @@ class LabelEmbedder(nn.Module):
             if y.dtype not in (torch.int32, torch.int64):
                 raise ValueError(f"labels must be integers, got {y.dtype}")
             # The range check reads y back to the host.  On a GPU in training that wait would
-            # stall every step, so there it is left to the data loader's labels (checked when
-            # the images were read); on a CPU it is free, and in sampling it is small beside
-            # the forward pass.
+            # stall every step, so there it is skipped: a training loop's labels are class
+            # indices 0 … K−1 by construction (landscapes.load_images numbers the class
+            # folders), and a bad one would end in CUDA's device-side assert instead of this
+            # message.  On a CPU the check is free, and in sampling it is small beside the
+            # forward pass.
             if y.numel() and (y.device.type == "cpu" or not self.training) and (
                     y.min() < 0 or y.max() > self.num_classes):
                 raise ValueError(

@@ -507,10 +507,6 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str, guidan
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(args: argparse.Namespace) -> None:
     rank, world, device = setup_distributed(args.device)
     if device.type == "cpu":
@@ -624,7 +620,7 @@ def main(args: argparse.Namespace) -> None:
             export_for_sampling(state, path.with_name(f"{path.stem}-step{step}{path.suffix}"), dict(
                 steps=step, epochs=step / steps_per_epoch, wall_time_s=state["wall_time"],
                 device=str(device), precision=precision, command=shlex.join([sys.executable] + sys.argv),
-                smoothed_loss=sum(tail) / len(tail) if tail else None))
+                smoothed_loss=sum(tail) / len(tail) if tail else None, init_from=init_from))
 
     # Losses stay on the device until `flush` reads a batch of them back: one wait every
     # `read_every` steps on a GPU instead of one per step.  A CPU computes synchronously, so
@@ -639,7 +635,6 @@ def main(args: argparse.Namespace) -> None:
         losses, means = losses.tolist(), (sums / counts.clamp(min=1)).tolist()
         counts = counts.tolist()
         first = step - len(pending) + 1                                     # step of pending[0]
-        pending.clear()
         for i, loss_value in enumerate(losses):
             if not math.isfinite(loss_value):
                 bar.close()
@@ -649,24 +644,35 @@ def main(args: argparse.Namespace) -> None:
             history["loss"].append(loss_value)
             for b, (m, c) in enumerate(zip(means[i], counts[i])):
                 history["bucket"][b].append(m if c else float("nan"))
+        pending.clear()
         recent = history["loss"][-50:]
         bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
                         img_s=f"{images_done / (time.perf_counter() - t_start):.1f}", refresh=False)
         bar.update(len(losses))
 
-    def out_of_time(elapsed: float) -> bool:
-        """--max-minutes: every rank must stop at the same step, so under torchrun the ranks
-        agree (any rank out of time stops all), else DDP's next all-reduce would wait forever."""
-        late = elapsed >= args.max_minutes * 60
+    def agreed(*flags: bool) -> list[bool]:
+        """Under torchrun every rank must stop at the same step, so a flag set on any rank (out
+        of time, asked to stop) is set on all, else the others would wait forever in DDP's next
+        all-reduce.  The all-reduce is itself a wait for the device."""
         if world == 1:
-            return late
-        flag = torch.tensor([float(late)], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in t.tolist()]
 
     # ── the loop ──
-    # A scheduler's SIGTERM (preemption, a plain `kill`) saves a checkpoint, as Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and a scheduler's SIGTERM (preemption, a plain `kill`) ask the loop to stop: the
+    # running step finishes, its loss is checked, and a checkpoint is saved.  Stopping inside a
+    # step could save weights already updated by a step whose loss was never checked, at a step
+    # count one behind.  A second Ctrl-C stops at once and keeps the last checkpoint.
+    stop = {"asked": False}
+
+    def ask_to_stop(signum, frame):
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+
+    previous_handlers = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     seen = torch.zeros(n_images, dtype=torch.bool)          # which images this rank trained on
     t_start = time.perf_counter()
     images_done = 0
@@ -694,20 +700,33 @@ def main(args: argparse.Namespace) -> None:
                 images_done += u8.shape[0] * world
                 if len(pending) >= read_every:
                     flush()
-                if args.max_minutes is not None and out_of_time(time.perf_counter() - t_start):
-                    total_steps = step              # ends both loops; the normal end follows
-                    flush()
-                    log(f"\n--max-minutes {args.max_minutes:g}: stopping after step {step}")
-                    break
+                # Stop here? Under torchrun the ranks agree in an all-reduce, so only on the steps
+                # where the losses are read back anyway.
+                if world == 1 or step % read_every == 0:
+                    late = (args.max_minutes is not None
+                            and time.perf_counter() - t_start >= args.max_minutes * 60)
+                    asked, late = agreed(stop["asked"], late)
+                    if asked:
+                        write_checkpoint()          # flushes: a NaN among the losses stops first
+                        bar.close()
+                        log(f"\ninterrupted at step {step}: saved {ckpt_path}; continue with --resume")
+                        sys.exit(130)
+                    if late:
+                        total_steps = step          # ends both loops; the normal end follows
+                        flush()
+                        log(f"\n--max-minutes {args.max_minutes:g}: stopping after step {step}")
+                        break
                 if step % args.ckpt_every == 0 and step < total_steps:
                     write_checkpoint()
                 if args.export_every and step % args.export_every == 0 and step < total_steps:
                     write_snapshot()
-    except KeyboardInterrupt:
-        write_checkpoint()
+    except KeyboardInterrupt:                       # the second Ctrl-C
         bar.close()
-        log(f"\ninterrupted at step {step}: saved {ckpt_path}; continue with --resume")
+        log(f"\nstopped at once during step {step + 1}; {ckpt_path} holds the last checkpoint")
         sys.exit(130)
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
     flush()
     bar.close()
     elapsed = time.perf_counter() - t_start
@@ -727,6 +746,13 @@ def main(args: argparse.Namespace) -> None:
         ddp = dict(world_size=world, images_per_rank=[len(s) for s in seen_sets],
                    overlapping_images=len(overlap), weight_digests=digests,
                    weights_identical=len(set(digests)) == 1)
+        # Leave the process group together, before rank 0's slow file work (plots, samples,
+        # FID), which needs no collectives: a rank that tore it down and exited while rank 0
+        # still held it aborted now and then ("terminate called without an active exception",
+        # SIGABRT) and torchrun then killed rank 0; a barrier after that work could outwait the
+        # collective timeout when rank 0 samples for FID on a CPU.
+        dist.barrier()
+        dist.destroy_process_group()
 
     if is_main:
         written = [ckpt_path]
@@ -768,12 +794,6 @@ def main(args: argparse.Namespace) -> None:
                 f"images; floor (training images) {fid_metrics['fid_floor_train_vs_test']:.2f}; "
                 f"ratio {fid_metrics['fid_ratio']:.2f}")
         log("wrote " + ", ".join(map(str, written)))
-    if world > 1:
-        # Leave together: a rank that tore down its process group and exited while rank 0 was
-        # still writing files aborted now and then ("terminate called without an active
-        # exception", SIGABRT), and torchrun then killed rank 0 mid-write.
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -16,8 +16,12 @@ for setting in $SETTINGS; do
     w=${setting%%:*}; steps=${setting##*:}
     run=/tmp/eval_w${w}_s${steps}
     echo "== guidance w = $w, $steps DDIM steps ==" >> "$LOG"
-    $PY train_one_epoch.py --model DiT-Ti/2 --init-from "$MODEL" --max-steps 0 --fid 5000 \
-        --guidance "$w" --sample-steps "$steps" --batch-size 1000 --no-samples --out "$run" >> "$LOG" 2>&1
-    tar czf "$OUT/fid_samples_w${w}_s${steps}.tgz" -C "$run" fid_samples
-    echo "   packed after $SECONDS s" >> "$LOG"
+    rm -rf "$run"                                  # no stale samples from an earlier call
+    if $PY train_one_epoch.py --model DiT-Ti/2 --init-from "$MODEL" --max-steps 0 --fid 5000 \
+        --guidance "$w" --sample-steps "$steps" --batch-size 1000 --no-samples --out "$run" >> "$LOG" 2>&1; then
+        tar czf "$OUT/fid_samples_w${w}_s${steps}.tgz" -C "$run" fid_samples
+        echo "   packed after $SECONDS s" >> "$LOG"
+    else
+        echo "   FAILED (see above); nothing packed" >> "$LOG"
+    fi
 done

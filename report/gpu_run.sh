@@ -25,13 +25,17 @@ COMMON=(--model DiT-Ti/2 --epochs 100000 --batch-size 1024 --lr 3e-4 --grad-clip
 echo "== eager speed check: batch 1024, 0.3 minutes ==" >> "$LOG"
 $PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out /tmp/eager >> "$LOG" 2>&1
 
-minutes_left() { $PY -c "print(round(($BUDGET_S - $SECONDS - 60) / 60, 2))"; }
+# What is left of the budget after 60 s set aside for sampling and packing, at least 0.5 min.
+minutes_left() { $PY -c "print(max(0.5, round(($BUDGET_S - $SECONDS - 60) / 60, 2)))"; }
 RUN=(--ckpt-every 2000 --out /tmp/run --export /tmp/export/dit_landscapes.pt --export-every 3000 --fid 5000)
-echo "== training, torch.compile, --max-minutes $(minutes_left) ==" >> "$LOG"
-if ! $PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$(minutes_left)" >> "$LOG" 2>&1; then
-    echo "== the compiled run failed: eager for the $(minutes_left) minutes left ==" >> "$LOG"
+MINUTES=$(minutes_left)
+echo "== training, torch.compile, --max-minutes $MINUTES ==" >> "$LOG"
+$PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$MINUTES" >> "$LOG" 2>&1
+if [ ! -f /tmp/export/dit_landscapes.pt ]; then        # compiling failed: no export was written
+    MINUTES=$(minutes_left)
+    echo "== the compiled run left no export: eager for the $MINUTES minutes left ==" >> "$LOG"
     rm -rf /tmp/run /tmp/export
-    $PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --max-minutes "$(minutes_left)" >> "$LOG" 2>&1
+    $PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --max-minutes "$MINUTES" >> "$LOG" 2>&1
 fi
 
 # What comes back (at most 8 files of 16 MiB): the export, the two latest snapshots, the

@@ -96,7 +96,8 @@ def test_training_script_on_cuda(tmp_path):
 def test_training_step_never_waits_for_the_gpu():
     """train_step queues its work and returns: any host-device sync inside it (an .item(), a
     bincount, a data-dependent check) would make the GPU idle while Python launches the next
-    step.  CUDA's sync debug mode turns every such wait into an error."""
+    step.  CUDA's sync debug mode turns the waits it detects (most of them; PyTorch calls the
+    mode a prototype) into errors."""
     import argparse
     import copy
     torch.manual_seed(0)

@@ -194,7 +194,32 @@ def test_sigterm_saves_a_checkpoint(data, tmp_path):
     rest = proc.stdout.read().decode()
     assert proc.wait(timeout=60) == 130
     assert "continue with --resume" in rest
-    assert torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)["step"] > 0
+    state = torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)
+    assert state["step"] > 0
+    # The signal is honoured between steps: every step the weights took has its loss checked
+    # and recorded, so the step count, the losses and the weights agree.
+    assert len(state["history"]["loss"]) == state["step"] == state["ema_updates"]
+
+
+def test_ctrl_c_in_process_finishes_the_step_and_restores_the_handlers(data, tmp_path, monkeypatch):
+    """SIGINT during a step (here: raised from inside the loss) is deferred to the step's end;
+    the run saves and exits 130, and the caller's SIGINT handler is back afterwards."""
+    real, calls = tr.training_loss, {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGINT)      # arrives in the middle of step 3
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr, "training_loss", interrupted)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(SystemExit) as stopped:
+        train(data, tmp_path, "--epochs", "5")
+    assert stopped.value.code == 130
+    assert signal.getsignal(signal.SIGINT) is before
+    state = torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)
+    assert state["step"] == 3 and len(state["history"]["loss"]) == 3
 
 
 def test_fid_floor_takes_training_images_with_the_generated_class_balance():
