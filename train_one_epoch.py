@@ -603,6 +603,15 @@ def main(args: argparse.Namespace) -> None:
                     rng=rngs, config=config, class_names=data.class_names, history=history,
                     wall_time=wall_before + time.perf_counter() - t_start)
 
+    def run_record(wall_time_s: float) -> dict:
+        """What the run has done so far: the core of metrics.json and of an export's `trained`
+        record (the smoothed loss is the mean of the last ≤ 100 steps)."""
+        tail = history["loss"][-100:]
+        return dict(steps=step, epochs=step / steps_per_epoch, wall_time_s=wall_time_s,
+                    smoothed_loss=sum(tail) / len(tail) if tail else None,
+                    device=str(device), precision=precision, init_from=init_from,
+                    command=shlex.join([sys.executable] + sys.argv))
+
     def write_checkpoint() -> None:
         flush()                             # a NaN among the unread losses stops before the write
         state = checkpoint_state()          # every rank takes part in the gather
@@ -616,11 +625,8 @@ def main(args: argparse.Namespace) -> None:
         state = checkpoint_state()
         if is_main:
             path = Path(args.export)
-            tail = history["loss"][-100:]
-            export_for_sampling(state, path.with_name(f"{path.stem}-step{step}{path.suffix}"), dict(
-                steps=step, epochs=step / steps_per_epoch, wall_time_s=state["wall_time"],
-                device=str(device), precision=precision, command=shlex.join([sys.executable] + sys.argv),
-                smoothed_loss=sum(tail) / len(tail) if tail else None, init_from=init_from))
+            export_for_sampling(state, path.with_name(f"{path.stem}-step{step}{path.suffix}"),
+                                run_record(state["wall_time"]))
 
     # Losses stay on the device until `flush` reads a batch of them back: one wait every
     # `read_every` steps on a GPU instead of one per step.  A CPU computes synchronously, so
@@ -771,23 +777,20 @@ def main(args: argparse.Namespace) -> None:
                 title=f"EMA samples after {trained} (DDIM, {args.sample_steps} steps{guided})")
             written.append(out / "samples.png")
         fid_metrics = evaluate_fid(ema, alpha_bar, data, args, device, precision, guidance) if args.fid else {}
-        tail = history["loss"][-min(100, len(history["loss"])):]
         metrics = dict(
             parameters=params, tokens=tokens, gflops_forward_per_image=gflops,
             images_per_second=images_done / elapsed if images_done else None,  # this process's steps
-            wall_time_s=wall_before + elapsed, steps=step, epochs=step / steps_per_epoch,
+            **run_record(wall_before + elapsed),
             final_loss=history["loss"][-1] if history["loss"] else None,
-            smoothed_loss=sum(tail) / len(tail) if tail else None,
-            device=str(device), precision=precision, world_size=world, compile=args.compile,
-            config=config, ddp=ddp, init_from=init_from,
-            command=shlex.join([sys.executable] + sys.argv), **fid_metrics,
+            world_size=world, compile=args.compile, config=config, ddp=ddp, **fid_metrics,
         )
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         written.append(out / "metrics.json")
         if args.export:
             written.append(export_for_sampling(final_state, Path(args.export), metrics))
         speed = f"{images_done / elapsed:.1f} images/s" if images_done else "nothing left to train"
-        loss_line = f"loss {metrics['smoothed_loss']:.4f} (mean of the last {len(tail)} steps)" if tail else "no loss yet"
+        n_tail = min(100, len(history["loss"]))
+        loss_line = f"loss {metrics['smoothed_loss']:.4f} (mean of the last {n_tail} steps)" if n_tail else "no loss yet"
         log(f"\n{step} steps, {elapsed:.0f} s in this process ({speed}); {loss_line}")
         if "fid" in fid_metrics:
             log(f"FID {fid_metrics['fid']:.2f} at N = {args.fid} against {fid_metrics['fid_n_test']} test "
