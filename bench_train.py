@@ -3,7 +3,7 @@
     python bench_train.py                      # patch 2, 4, 8; fp32 and bf16; ~5 min on 2 cores
     python bench_train.py --patch 2 --compile  # add torch.compile for our model
     python bench_train.py --patch 4 --accuracy-steps 400   # bf16 and fp32 reach the same loss?
-    python bench_train.py --patch 2 --precision bf16 --profile   # where a step's time goes
+    python bench_train.py --patch 2 --precision bf16 --compile --profile   # where a step's time goes
 
 Both models are built with the same shape (pixel space, 32 px, 3 channels, hidden 256, depth 6,
 4 heads, batch 64) and trained with the same step: L_simple under autocast, backward, fused
@@ -117,20 +117,49 @@ def accuracy(args: argparse.Namespace) -> None:
         print(f"  {precision} (data seed {seed}): {sum(half) / len(half):.4f}", flush=True)
 
 
+# The matrix products of a step: the linear layers (mm, addmm) and attention's two products (bmm).
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
 def profile(args: argparse.Namespace) -> None:
-    """torch.profiler's table of our DiT's timed steps: matrix products against the rest."""
+    """Where a step's time goes, and what the matrix products alone would allow.
+
+    For each (patch, precision): diffusers' images/s and ours (compiled with --compile), then
+    torch.profiler's table of our timed steps.  The step's matrix products are fixed work that
+    oneDNN already runs near this CPU's peak, so the images/s they would give if everything else
+    were free is a ceiling for any rewrite of the rest (element-wise work, casts, the optimizer).
+    """
     from torch.profiler import profile as torch_profile
 
+    if args.compile:
+        import torch._inductor.config
+
+        torch._inductor.config.cpp.enable_kernel_profile = True   # one table row per fused kernel
     for patch in args.patch:
         for precision in args.precision:
+            peer = time_steps(DiffusersDiT(patch, args.image_size, 10), precision, args.batch_size,
+                              args.image_size, args.steps, args.warmup)
             model = build_dit("DiT-Ti/2", patch_size=patch, input_size=args.image_size, in_channels=3,
                               num_classes=10)
+            name = "ours + compile" if args.compile else "ours"
+            if args.compile:
+                model = torch.compile(model)
+            ips = time_steps(model, precision, args.batch_size, args.image_size, args.steps, args.warmup)
             prof = torch_profile()                  # started and stopped around the timed steps
-            ips = time_steps(model, precision, args.batch_size, args.image_size, args.steps,
-                             args.warmup, profiler=prof)
-            print(f"\nours, patch {patch}, {precision}: {ips:.1f} images/s under the profiler; "
-                  f"self CPU time of {args.steps} steps:")
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+            profiled_ips = time_steps(model, precision, args.batch_size, args.image_size, args.steps,
+                                      args.warmup, profiler=prof)
+            events = prof.key_averages()
+            total_s = sum(e.self_cpu_time_total for e in events) / 1e6 / args.steps      # per step
+            matmul_s = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6 / args.steps
+            ceiling = args.batch_size / matmul_s
+            print(f"\npatch {patch}, {precision}, batch {args.batch_size}: diffusers {peer:.1f} images/s, "
+                  f"{name} {ips:.1f} ({ips / peer:.2f}x)")
+            print(f"{name} under the profiler ({profiled_ips:.1f} images/s), per step: matrix products "
+                  f"{matmul_s:.2f} s of {total_s:.2f} s ({100 * matmul_s / total_s:.0f}%), the rest "
+                  f"{total_s - matmul_s:.2f} s")
+            print(f"ceiling: the matrix products alone allow {ceiling:.1f} images/s = "
+                  f"{ceiling / peer:.2f}x diffusers, if everything else took no time")
+            print(events.table(sort_by="self_cpu_time_total", row_limit=20), flush=True)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -182,7 +211,8 @@ if __name__ == "__main__":
     ap.add_argument("--max-autotune", action="store_true",
                     help="also time torch.compile(ours, mode='max-autotune')")
     ap.add_argument("--profile", action="store_true",
-                    help="instead of comparing, print torch.profiler's table for our model's steps")
+                    help="instead of the table, profile our steps (compiled with --compile): where the time "
+                         "goes, and the images/s the matrix products alone would allow")
     ap.add_argument("--default-allocator", action="store_true",
                     help="leave glibc's malloc settings alone (see train_one_epoch.keep_freed_memory)")
     ap.add_argument("--accuracy-steps", type=int, default=0,
