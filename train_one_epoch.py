@@ -343,11 +343,11 @@ def train_step(train_model, model: DiT, ema: DiT, opt, u8: torch.Tensor, y: torc
                alpha_bar, ema_updates: int, args, device, precision: str):
     """One optimiser step on a batch of uint8 images (B, 3, H, W) and labels (B,).
 
-    It returns the loss and the bucket sums and counts as device tensors and never waits for
-    the device: the loop reads them back every few steps (`flush` in main), so on a GPU the
-    host queues the next step while this one runs.  A per-step `loss.item()` would leave the
-    GPU idle while Python launches each step's kernels (tests/test_gpu.py checks the step
-    makes no sync)."""
+    It returns the loss, the gradient norm and the bucket sums and counts as device tensors and
+    never waits for the device: the loop reads them back every few steps (`flush` in main), so
+    on a GPU the host queues the next step while this one runs.  A per-step `loss.item()` would
+    leave the GPU idle while Python launches each step's kernels (tests/test_gpu.py checks the
+    step makes no sync)."""
     x0 = landscapes.to_float(u8)                                        # (B, 3, H, W) in [−1, 1]
     flip = torch.rand(x0.shape[0], device=device) < 0.5                 # horizontal flips (paper)
     x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
@@ -355,11 +355,16 @@ def train_step(train_model, model: DiT, ema: DiT, opt, u8: torch.Tensor, y: torc
         loss, bucket_sums, bucket_counts = training_loss(train_model, x0, y, alpha_bar)
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    # ‖∇θ L‖ over all parameters.  A finite loss can still have an infinite gradient, and one
+    # AdamW step with it turns every weight into NaN, so the loop checks this norm as well as
+    # the loss before it saves anything.
     if args.grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+    else:
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
     opt.step()
     update_ema(ema, model, ema_updates, args.ema_decay)
-    return loss.detach(), bucket_sums, bucket_counts
+    return loss.detach(), grad_norm, bucket_sums, bucket_counts
 
 
 def epoch_batches(images: torch.Tensor, labels: torch.Tensor, order: list[int], batch: int,
@@ -631,22 +636,30 @@ def main(args: argparse.Namespace) -> None:
     # Losses stay on the device until `flush` reads a batch of them back: one wait every
     # `read_every` steps on a GPU instead of one per step.  A CPU computes synchronously, so
     # there reading back each step costs nothing and keeps the progress bar live.
-    pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     read_every = 1 if device.type == "cpu" else 50
 
     def flush() -> None:
+        """Read the pending steps back: stop at the first non-finite loss or gradient norm
+        (before anything is saved), else record the losses and advance the progress bar."""
         if not pending:
             return
-        losses, sums, counts = (torch.stack(v) for v in zip(*pending))      # (n,), (n, 3), (n, 3)
-        losses, means = losses.tolist(), (sums / counts.clamp(min=1)).tolist()
+        losses, norms, sums, counts = (torch.stack(v) for v in zip(*pending))  # (n,), (n,), (n, 3), (n, 3)
+        losses, norms, means = losses.tolist(), norms.tolist(), (sums / counts.clamp(min=1)).tolist()
         counts = counts.tolist()
         first = step - len(pending) + 1                                     # step of pending[0]
+        # Under torchrun each rank's loss comes from its own data, but DDP averages the
+        # gradients, so a NaN loss on any rank makes every rank's gradient norm NaN at that
+        # step: all ranks stop at the same step, none is left waiting in an all-reduce.
+        bad = next((i for i in range(len(losses))
+                    if not (math.isfinite(losses[i]) and math.isfinite(norms[i]))), len(losses))
+        if bad < len(losses):
+            bar.close()
+            raise SystemExit(f"at step {first + bad} the loss was {losses[bad]:.4g} and the gradient "
+                             f"norm {norms[bad]:.4g} on rank {rank}: not finite, so training stopped "
+                             f"without saving and {ckpt_path} is the last good checkpoint "
+                             f"(try a lower --lr or --grad-clip 1.0)")
         for i, loss_value in enumerate(losses):
-            if not math.isfinite(loss_value):
-                bar.close()
-                raise SystemExit(f"loss became {loss_value} at step {first + i}; stopped without "
-                                 f"saving, so {ckpt_path} is the last good checkpoint "
-                                 f"(try a lower --lr or --grad-clip 1.0)")
             history["loss"].append(loss_value)
             for b, (m, c) in enumerate(zip(means[i], counts[i])):
                 history["bucket"][b].append(m if c else float("nan"))

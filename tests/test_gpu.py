@@ -93,7 +93,8 @@ def test_training_script_on_cuda(tmp_path):
     assert all(v.device.type == "cpu" for v in small["ema"].values())   # loads on CPU-only machines
 
 
-def test_training_step_never_waits_for_the_gpu():
+@pytest.mark.parametrize("grad_clip", [1.0, None])    # the gradient norm: clipped, or only measured
+def test_training_step_never_waits_for_the_gpu(grad_clip):
     """train_step queues its work and returns: any host-device sync inside it (an .item(), a
     bincount, a data-dependent check) would make the GPU idle while Python launches the next
     step.  CUDA's sync debug mode turns the waits it detects (most of them; PyTorch calls the
@@ -107,7 +108,7 @@ def test_training_step_never_waits_for_the_gpu():
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
     alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000)).to(device)
-    args = argparse.Namespace(grad_clip=1.0, ema_decay=0.9999)
+    args = argparse.Namespace(grad_clip=grad_clip, ema_decay=0.9999)
     u8 = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, device=device)
     y = torch.randint(0, 10, (8,), device=device)
     step = lambda n: tr.train_step(model, model, ema, opt, u8, y, alpha_bar, n, args, device, "bf16")

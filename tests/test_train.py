@@ -129,11 +129,60 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypat
         return (loss * float("nan") if calls["n"] == 3 else loss), sums, counts
 
     monkeypatch.setattr(tr, "training_loss", poisoned)
-    with pytest.raises(SystemExit, match=r"loss became nan at step 7; stopped without saving"):
+    with pytest.raises(SystemExit, match=r"at step 7 the loss was nan .*stopped without saving"):
         train(data, tmp_path, "--max-steps", "10", "--resume", "--ckpt-every", "1")
     # Steps 5 and 6 were checkpointed (--ckpt-every 1); the NaN step 7 was not.
     assert torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)["step"] == 6
     assert good != (tmp_path / tr.CHECKPOINT).read_bytes()
+
+
+class InfiniteGradient(torch.autograd.Function):
+    """The identity in the forward pass, an infinite gradient in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+def test_finite_loss_with_infinite_gradient_stops_before_saving(data, tmp_path, monkeypatch):
+    """A finite loss whose gradient is infinite makes AdamW write NaN into every weight; the
+    checkpoint of that step must not be written (the next loss would be NaN, too late)."""
+    real = tr.training_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **k):
+        loss, sums, counts = real(*a, **k)
+        calls["n"] += 1
+        return (InfiniteGradient.apply(loss) if calls["n"] == 3 else loss), sums, counts
+
+    monkeypatch.setattr(tr, "training_loss", poisoned)
+    with pytest.raises(SystemExit, match=r"at step 3 the loss was 0\.\d+ and the gradient norm (inf|nan)"):
+        train(data, tmp_path, "--max-steps", "6", "--ckpt-every", "1")
+    state = torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_torchrun_nan_on_one_rank_stops_every_rank(data, tmp_path):
+    """Only rank 1's loss turns NaN: both ranks stop at that step with the message (DDP's
+    averaged gradient is NaN on both), rather than rank 0 going on into the next all-reduce
+    and waiting for a rank that has gone; the last checkpoint stays."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           "29519", str(ROOT / "tests" / "nan_on_rank1.py"), "--data", str(data), "--out", str(out),
+           *TINY, "--epochs", "2", "--ckpt-every", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode != 0
+    messages = re.findall(r"at step (\d+) the loss was (\S+) and the gradient norm \S+ on rank (\d)",
+                          result.stdout + result.stderr)
+    assert sorted((rank, step) for step, _, rank in messages) == [("0", "3"), ("1", "3")], \
+        result.stderr[-2000:]
+    assert [loss for _, loss, rank in messages if rank == "1"] == ["nan"]
+    assert torch.load(out / tr.CHECKPOINT, weights_only=True)["step"] == 2
 
 
 def test_bad_input_is_one_clear_line(data, tmp_path):
