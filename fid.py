@@ -823,6 +823,26 @@ def _statistics_of(source: str, args: argparse.Namespace):
         raise SystemExit(message if str(path) in message else f"{path}: {message}")
 
 
+def save_class_grid(folder_a: str | Path, folder_b: str | Path, path: str | Path, k: int = 8) -> Path:
+    """One row per class: the first k images of folder_a, then the first k of folder_b."""
+    from landscapes import save_image_grid
+
+    rows, names = [], []
+    for name in list_images(folder_a)[2]:
+        for folder in (folder_a, folder_b):
+            files = list_images(Path(folder) / name)[0][:k]
+            images = [read_rgb(f) for f in files]
+            images = [torch.from_numpy(im).permute(2, 0, 1) for im in images if im is not None]
+            if len({im.shape for im in images}) > 1:
+                raise SystemExit(f"--grid: the images of {Path(folder) / name} differ in size")
+            rows += images + [torch.full_like(images[0], 255)] * (k - len(images))   # pad short classes
+        names.append(name)
+    if len({im.shape for im in rows}) > 1:
+        raise SystemExit(f"--grid: {folder_a} and {folder_b} hold images of different sizes")
+    return save_image_grid(torch.stack(rows), path, nrow=2 * k, row_labels=names,
+                           title=f"left {k}: {Path(folder_a).name}    right {k}: {Path(folder_b).name}")
+
+
 def per_class_report(args: argparse.Namespace) -> float:
     """--per-class / --precision-recall: FID over all images, and where it comes from.
 
@@ -838,6 +858,11 @@ def per_class_report(args: argparse.Namespace) -> float:
             raise SystemExit(str(err))
         if classes[0] != classes[1]:
             raise SystemExit(f"--per-class: the class folders differ: {classes[0]} against {classes[1]}")
+    if args.grid is not None:
+        if not args.per_class:
+            raise SystemExit("--grid draws one row per class: add --per-class")
+        path = save_class_grid(args.path_a, args.path_b, args.grid)
+        print(f"wrote {path}: per class, the first 8 images of {args.path_a}, then of {args.path_b}")
     feats = []
     for name in (args.path_a, args.path_b):
         try:
@@ -926,6 +951,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision-recall", action="store_true",
                    help="also improved precision (PATH_A's fidelity to PATH_B) and recall "
                         "(PATH_A's coverage of PATH_B), k = 3")
+    p.add_argument("--grid", type=Path, default=None,
+                   help="with --per-class: also write a PNG with one row per class, the first 8 "
+                        "images of PATH_A beside the first 8 of PATH_B")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
                    help=f"where folder statistics are cached (default {DEFAULT_CACHE_DIR})")
     return p.parse_args(argv)

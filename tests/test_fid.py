@@ -401,7 +401,11 @@ def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch
     def no_network(*args, **kwargs):
         raise AssertionError("the feature cache should have answered")
     monkeypatch.setattr(fid, "forward_in_slices", no_network)
-    assert fid.main(fid.parse_args([str(a), str(b), *cache, "--per-class"])) == got
+    grid = tmp_path / "grid.png"
+    assert fid.main(fid.parse_args([str(a), str(b), *cache, "--per-class", "--grid", str(grid)])) == got
+    assert Image.open(grid).size[0] > 2 * Image.open(grid).size[1]      # 2 rows of 2 × 8 images
+    with pytest.raises(SystemExit, match="--grid draws one row per class: add --per-class"):
+        fid.main(fid.parse_args([str(a), str(b), *cache, "--precision-recall", "--grid", str(grid)]))
 
     (tmp_path / "c" / "hills").mkdir(parents=True)
     write_pngs(tmp_path / "c" / "dunes", landscapes(4))
