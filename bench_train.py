@@ -125,29 +125,36 @@ def profile(args: argparse.Namespace) -> None:
     """Where a step's time goes, and what the matrix products alone would allow.
 
     For each (patch, precision): diffusers' images/s and ours (compiled with --compile), then
-    torch.profiler's table of our timed steps.  The step's matrix products are fixed work that
-    oneDNN already runs near this CPU's peak, so the images/s they would give if everything else
-    were free is a ceiling for any rewrite of the rest (element-wise work, casts, the optimizer).
+    torch.profiler's table of our timed steps (a freshly compiled copy, with inductor's fused
+    kernels named).  No rewrite of the rest (element-wise work, casts, the optimizer) removes the
+    step's matrix products, so the images/s they alone would give, at the speed oneDNN runs them
+    in this step, bounds what such a rewrite can reach.
     """
     from torch.profiler import profile as torch_profile
 
-    if args.compile:
-        import torch._inductor.config
+    def ours(patch: int, kernel_names: bool) -> nn.Module:
+        torch.manual_seed(0)
+        model = build_dit("DiT-Ti/2", patch_size=patch, input_size=args.image_size, in_channels=3,
+                          num_classes=10)
+        if not args.compile:
+            return model
+        import torch._inductor.config as inductor_config
 
-        torch._inductor.config.cpp.enable_kernel_profile = True   # one table row per fused kernel
+        # One profiler row per fused kernel (a hook around each): for the profiled model only.
+        inductor_config.cpp.enable_kernel_profile = kernel_names
+        torch._dynamo.reset()                               # compile afresh with this setting
+        return torch.compile(model)
+
     for patch in args.patch:
         for precision in args.precision:
             peer = time_steps(DiffusersDiT(patch, args.image_size, 10), precision, args.batch_size,
                               args.image_size, args.steps, args.warmup)
-            model = build_dit("DiT-Ti/2", patch_size=patch, input_size=args.image_size, in_channels=3,
-                              num_classes=10)
             name = "ours + compile" if args.compile else "ours"
-            if args.compile:
-                model = torch.compile(model)
-            ips = time_steps(model, precision, args.batch_size, args.image_size, args.steps, args.warmup)
+            ips = time_steps(ours(patch, kernel_names=False), precision, args.batch_size,
+                             args.image_size, args.steps, args.warmup)
             prof = torch_profile()                  # started and stopped around the timed steps
-            profiled_ips = time_steps(model, precision, args.batch_size, args.image_size, args.steps,
-                                      args.warmup, profiler=prof)
+            profiled_ips = time_steps(ours(patch, kernel_names=True), precision, args.batch_size,
+                                      args.image_size, args.steps, args.warmup, profiler=prof)
             events = prof.key_averages()
             total_s = sum(e.self_cpu_time_total for e in events) / 1e6 / args.steps      # per step
             matmul_s = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6 / args.steps

@@ -669,15 +669,27 @@ def _fingerprint(folder: Path, paths: list[Path], weights: str) -> str:
     return h.hexdigest()
 
 
-def save_statistics(path: str | Path, mu: np.ndarray, sigma: np.ndarray, n: int,
-                    weights: str) -> None:
-    """.npz with mu, sigma, n and the weights name, written atomically."""
+def _cache_file(cache_dir: str | Path, folder: str | Path, paths: list[Path], weights: str,
+                kind: str = "") -> Path:
+    """Where a folder's cached statistics (kind "") or features (kind "-features") live."""
+    key = _fingerprint(Path(folder), paths, weights)
+    return Path(cache_dir) / f"{Path(folder).resolve().name}-{weights}-{key[:16]}{kind}.npz"
+
+
+def _savez_atomically(path: str | Path, **arrays) -> None:
+    """np.savez to a temporary file, then rename: a killed run never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:                             # a file object: savez adds no suffix
-        np.savez(f, mu=mu, sigma=sigma, n=np.int64(n), weights=np.str_(weights))
+        np.savez(f, **arrays)
     os.replace(tmp, path)
+
+
+def save_statistics(path: str | Path, mu: np.ndarray, sigma: np.ndarray, n: int,
+                    weights: str) -> None:
+    """.npz with mu, sigma, n and the weights name, written atomically."""
+    _savez_atomically(path, mu=mu, sigma=sigma, n=np.int64(n), weights=np.str_(weights))
 
 
 def load_statistics(path: str | Path,
@@ -708,8 +720,7 @@ def folder_statistics(folder: str | Path, model: InceptionV3 | None = None,
     paths, _, _ = list_images(folder)                      # ValueError if missing or empty
     cache_file = None
     if cache_dir is not None:
-        key = _fingerprint(Path(folder), paths, weights)
-        cache_file = Path(cache_dir) / f"{Path(folder).resolve().name}-{weights}-{key[:16]}.npz"
+        cache_file = _cache_file(cache_dir, folder, paths, weights)
         if cache_file.is_file():
             mu, sigma, n = load_statistics(cache_file, weights)
             return mu, sigma, n
@@ -735,11 +746,10 @@ def folder_class_features(folder: str | Path, model: InceptionV3 | None = None,
     paths, labels, class_names = list_images(folder)       # ValueError if missing or empty
     cache_file = None
     if cache_dir is not None:
-        key = _fingerprint(Path(folder), paths, weights)
-        cache_file = Path(cache_dir) / f"{Path(folder).resolve().name}-{weights}-{key[:16]}-features.npz"
+        cache_file = _cache_file(cache_dir, folder, paths, weights, kind="-features")
         if cache_file.is_file():
-            with np.load(cache_file) as f:
-                return {name: f[name] for name in class_names}
+            with np.load(cache_file) as f:                 # arrays by index: any class name works
+                return {str(name): f[f"class{i}"] for i, name in enumerate(f["names"])}
     if model is None:
         model = load_inception(weights, device=device or "cpu")
     feats = {}
@@ -748,11 +758,8 @@ def folder_class_features(folder: str | Path, model: InceptionV3 | None = None,
         feats[name] = _files_features(class_paths, Path(folder) / name, model, batch_size, device,
                                       num_workers, progress)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(cache_file.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **feats)
-        os.replace(tmp, cache_file)
+        _savez_atomically(cache_file, names=np.array(class_names),
+                          **{f"class{i}": feats[name] for i, name in enumerate(class_names)})
     return feats
 
 
@@ -823,24 +830,32 @@ def _statistics_of(source: str, args: argparse.Namespace):
         raise SystemExit(message if str(path) in message else f"{path}: {message}")
 
 
-def save_class_grid(folder_a: str | Path, folder_b: str | Path, path: str | Path, k: int = 8) -> Path:
-    """One row per class: the first k images of folder_a, then the first k of folder_b."""
-    from landscapes import save_image_grid
+GRID_PER_CLASS = 8          # --grid: images of each folder in a class's row
 
-    rows, names = [], []
-    for name in list_images(folder_a)[2]:
-        for folder in (folder_a, folder_b):
-            files = list_images(Path(folder) / name)[0][:k]
-            images = [read_rgb(f) for f in files]
-            images = [torch.from_numpy(im).permute(2, 0, 1) for im in images if im is not None]
-            if len({im.shape for im in images}) > 1:
-                raise SystemExit(f"--grid: the images of {Path(folder) / name} differ in size")
-            rows += images + [torch.full_like(images[0], 255)] * (k - len(images))   # pad short classes
-        names.append(name)
-    if len({im.shape for im in rows}) > 1:
-        raise SystemExit(f"--grid: {folder_a} and {folder_b} hold images of different sizes")
-    return save_image_grid(torch.stack(rows), path, nrow=2 * k, row_labels=names,
-                           title=f"left {k}: {Path(folder_a).name}    right {k}: {Path(folder_b).name}")
+
+def class_grid_images(folder_a: str | Path, folder_b: str | Path,
+                      k: int = GRID_PER_CLASS) -> tuple[torch.Tensor, list[str]]:
+    """Rows for `--grid`: for each class, the first k readable images of folder_a, a blank,
+    then the first k of folder_b, as uint8 (classes · (2k + 1), 3, H, W), and the class names.
+    A class with fewer readable images is padded with blanks.  ValueError if sizes differ."""
+    firsts, names = [], None
+    for folder in (folder_a, folder_b):
+        paths, labels, names = list_images(folder)         # the same classes: checked by the caller
+        per_class = [[] for _ in names]
+        for path, label in zip(paths, labels):
+            if len(per_class[label]) < k and (rgb := read_rgb(path)) is not None:
+                per_class[label].append(torch.from_numpy(rgb).permute(2, 0, 1))   # (3, H, W)
+        firsts.append(per_class)
+    shapes = {im.shape for side in firsts for images in side for im in images}
+    if len(shapes) != 1:
+        raise ValueError(f"--grid needs readable images of one size in both folders, found "
+                         f"{sorted(tuple(s) for s in shapes)}")
+    blank = torch.full(shapes.pop(), 255, dtype=torch.uint8)
+    rows = []
+    for c in range(len(names)):
+        a, b = firsts[0][c], firsts[1][c]
+        rows += a + [blank] * (k - len(a)) + [blank] + b + [blank] * (k - len(b))
+    return torch.stack(rows), names
 
 
 def per_class_report(args: argparse.Namespace) -> float:
@@ -851,43 +866,52 @@ def per_class_report(args: argparse.Namespace) -> float:
     for name in (args.path_a, args.path_b):
         if Path(name).suffix == ".npz":
             raise SystemExit(f"--per-class and --precision-recall need image folders, not {name}")
-    if args.per_class:                                     # before minutes of network time
-        try:
+    if args.grid is not None and not args.per_class:
+        raise SystemExit("--grid draws one row per class: add --per-class")
+    try:
+        if args.per_class:                                 # before minutes of network time
             classes = [list_images(name)[2] for name in (args.path_a, args.path_b)]
-        except ValueError as err:
-            raise SystemExit(str(err))
-        if classes[0] != classes[1]:
-            raise SystemExit(f"--per-class: the class folders differ: {classes[0]} against {classes[1]}")
-    if args.grid is not None:
-        if not args.per_class:
-            raise SystemExit("--grid draws one row per class: add --per-class")
-        path = save_class_grid(args.path_a, args.path_b, args.grid)
-        print(f"wrote {path}: per class, the first 8 images of {args.path_a}, then of {args.path_b}")
-    feats = []
-    for name in (args.path_a, args.path_b):
-        try:
+            if classes[0] != classes[1]:
+                raise SystemExit(f"--per-class: the class folders differ: {classes[0]} against {classes[1]}")
+        if args.grid is not None:
+            from landscapes import save_image_grid
+
+            images, names = class_grid_images(args.path_a, args.path_b)
+            save_image_grid(images, args.grid, nrow=2 * GRID_PER_CLASS + 1, row_labels=names,
+                            title=f"left: {args.path_a}\nright: {args.path_b}")
+            print(f"wrote {args.grid}: per class, the first {GRID_PER_CLASS} images of "
+                  f"{args.path_a}, then of {args.path_b}")
+        feats = []
+        for name in (args.path_a, args.path_b):
             feats.append(folder_class_features(name, weights=args.weights, batch_size=args.batch_size,
                                                device=args.device, num_workers=args.num_workers,
                                                cache_dir=args.cache_dir))
-        except (ValueError, RuntimeError) as err:
-            raise SystemExit(f"{name}: {err}")
-        print(f"{name}: {sum(len(v) for v in feats[-1].values())} images in {len(feats[-1])} class(es)")
-    a, b = feats
-    fid = fid_from_features(np.concatenate(list(a.values())), np.concatenate(list(b.values())))
-    print(f"FID: {fid:.4f}")
-    if args.precision_recall:
-        p, r = precision_recall(np.concatenate(list(b.values())), np.concatenate(list(a.values())))
-        print(f"precision {p:.3f} (share of {args.path_a} inside the manifold of {args.path_b}), "
-              f"recall {r:.3f} (share of {args.path_b} inside that of {args.path_a}); k = 3")
-    if args.per_class:
-        header = f"{'class':<24} {'N a':>5} {'N b':>5} {'FID':>8}"
-        header += f" {'precision':>9} {'recall':>7}" if args.precision_recall else ""
-        print(header + "\n" + "-" * len(header))
-        for name in sorted(a):
-            line = f"{name:<24} {len(a[name]):>5} {len(b[name]):>5} {fid_from_features(a[name], b[name]):>8.2f}"
-            if args.precision_recall:
-                line += " {:>9.3f} {:>7.3f}".format(*precision_recall(b[name], a[name]))
-            print(line, flush=True)
+            print(f"{name}: {sum(len(v) for v in feats[-1].values())} images in {len(feats[-1])} class(es)")
+        a, b = feats
+        all_a, all_b = np.concatenate(list(a.values())), np.concatenate(list(b.values()))
+        fid = fid_from_features(all_a, all_b)
+        print(f"FID: {fid:.4f}")
+        if args.precision_recall:
+            # precision_recall(real, generated): PATH_B plays the real set.
+            precision, recall = precision_recall(all_b, all_a)
+            print(f"precision {precision:.3f} (share of {args.path_a} inside the manifold of "
+                  f"{args.path_b}), recall {recall:.3f} (share of {args.path_b} inside that of "
+                  f"{args.path_a}); k = 3")
+        if args.per_class:
+            header = f"{'class':<24} {'N a':>5} {'N b':>5} {'FID':>8}"
+            header += f" {'precision':>9} {'recall':>7}" if args.precision_recall else ""
+            print(header + "\n" + "-" * len(header))
+            for name in a:
+                try:
+                    line = (f"{name:<24} {len(a[name]):>5} {len(b[name]):>5} "
+                            f"{fid_from_features(a[name], b[name]):>8.2f}")
+                    if args.precision_recall:
+                        line += " {:>9.3f} {:>7.3f}".format(*precision_recall(b[name], a[name]))
+                except ValueError as err:                  # too few images in this class
+                    raise SystemExit(f"--per-class, class {name}: {err}")
+                print(line, flush=True)
+    except (ValueError, RuntimeError) as err:              # missing or empty folder, sizes, N < 4
+        raise SystemExit(str(err))
     return fid
 
 
@@ -952,8 +976,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also improved precision (PATH_A's fidelity to PATH_B) and recall "
                         "(PATH_A's coverage of PATH_B), k = 3")
     p.add_argument("--grid", type=Path, default=None,
-                   help="with --per-class: also write a PNG with one row per class, the first 8 "
-                        "images of PATH_A beside the first 8 of PATH_B")
+                   help=f"with --per-class: also write a PNG with one row per class, the first "
+                        f"{GRID_PER_CLASS} images of PATH_A beside the first {GRID_PER_CLASS} of PATH_B")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
                    help=f"where folder statistics are cached (default {DEFAULT_CACHE_DIR})")
     return p.parse_args(argv)

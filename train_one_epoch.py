@@ -639,6 +639,16 @@ def main(args: argparse.Namespace) -> None:
     pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     read_every = 1 if device.type == "cpu" else 50
 
+    def agreed(*flags: bool) -> list[bool]:
+        """Under torchrun every rank must stop at the same step, so a flag set on any rank (out
+        of time, asked to stop, a non-finite value) is set on all, else the others would wait
+        forever in DDP's next all-reduce.  The all-reduce is itself a wait for the device."""
+        if world == 1:
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in t.tolist()]
+
     def flush() -> None:
         """Read the pending steps back: stop at the first non-finite loss or gradient norm
         (before anything is saved), else record the losses and advance the progress bar."""
@@ -648,17 +658,25 @@ def main(args: argparse.Namespace) -> None:
         losses, norms, means = losses.tolist(), norms.tolist(), (sums / counts.clamp(min=1)).tolist()
         counts = counts.tolist()
         first = step - len(pending) + 1                                     # step of pending[0]
-        # Under torchrun each rank's loss comes from its own data, but DDP averages the
-        # gradients, so a NaN loss on any rank makes every rank's gradient norm NaN at that
-        # step: all ranks stop at the same step, none is left waiting in an all-reduce.
-        bad = next((i for i in range(len(losses))
-                    if not (math.isfinite(losses[i]) and math.isfinite(norms[i]))), len(losses))
-        if bad < len(losses):
+        bad = None                                      # the first step with a non-finite value
+        for i in range(len(losses)):
+            if not (math.isfinite(losses[i]) and math.isfinite(norms[i])):
+                bad = i
+                break
+        # Under torchrun every rank flushes at the same steps; if any rank saw a bad value, all
+        # stop here, rather than one exiting while the others wait in DDP's next all-reduce.
+        (stop_all,) = agreed(bad is not None)
+        if stop_all:
             bar.close()
-            raise SystemExit(f"at step {first + bad} the loss was {losses[bad]:.4g} and the gradient "
-                             f"norm {norms[bad]:.4g} on rank {rank}: not finite, so training stopped "
-                             f"without saving and {ckpt_path} is the last good checkpoint "
-                             f"(try a lower --lr or --grad-clip 1.0)")
+            if bad is None:
+                raise SystemExit(f"another process saw a non-finite loss or gradient; stopped without "
+                                 f"saving, so {ckpt_path} is the last good checkpoint")
+            what = (f"the loss was {losses[bad]:.4g}" if not math.isfinite(losses[bad]) else
+                    f"the gradient norm was {norms[bad]:.4g} (the loss {losses[bad]:.4g})")
+            where = f" on rank {rank}" if world > 1 else ""
+            raise SystemExit(f"step {first + bad}{where}: {what}, not finite; stopped without saving, "
+                             f"so {ckpt_path} is the last good checkpoint (try a lower --lr, or "
+                             f"--grad-clip 1.0 against growing gradients)")
         for i, loss_value in enumerate(losses):
             history["loss"].append(loss_value)
             for b, (m, c) in enumerate(zip(means[i], counts[i])):
@@ -668,16 +686,6 @@ def main(args: argparse.Namespace) -> None:
         bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
                         img_s=f"{images_done / (time.perf_counter() - t_start):.1f}", refresh=False)
         bar.update(len(losses))
-
-    def agreed(*flags: bool) -> list[bool]:
-        """Under torchrun every rank must stop at the same step, so a flag set on any rank (out
-        of time, asked to stop) is set on all, else the others would wait forever in DDP's next
-        all-reduce.  The all-reduce is itself a wait for the device."""
-        if world == 1:
-            return list(flags)
-        t = torch.tensor([float(f) for f in flags], device=device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
 
     # ── the loop ──
     # Ctrl-C and a scheduler's SIGTERM (preemption, a plain `kill`) ask the loop to stop: the

@@ -7,6 +7,7 @@ Our features must match it within 1e-3 (absolute, float32). About 25 s on 2 CPU 
 network costs ~6 GFLOPs an image, so every test uses a handful of 32-px images.
 """
 
+import re
 import subprocess
 import sys
 import warnings
@@ -401,11 +402,9 @@ def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch
     def no_network(*args, **kwargs):
         raise AssertionError("the feature cache should have answered")
     monkeypatch.setattr(fid, "forward_in_slices", no_network)
-    grid = tmp_path / "grid.png"
-    assert fid.main(fid.parse_args([str(a), str(b), *cache, "--per-class", "--grid", str(grid)])) == got
-    assert Image.open(grid).size[0] > 2 * Image.open(grid).size[1]      # 2 rows of 2 × 8 images
-    with pytest.raises(SystemExit, match="--grid draws one row per class: add --per-class"):
-        fid.main(fid.parse_args([str(a), str(b), *cache, "--precision-recall", "--grid", str(grid)]))
+    # A set against itself: every sample sits inside the other set's balls.
+    fid.main(fid.parse_args([str(a), str(a), *cache, "--precision-recall"]))
+    assert "precision 1.000 " in capsys.readouterr().out
 
     (tmp_path / "c" / "hills").mkdir(parents=True)
     write_pngs(tmp_path / "c" / "dunes", landscapes(4))
@@ -413,6 +412,47 @@ def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch
         fid.main(fid.parse_args([str(a), str(tmp_path / "c"), *cache[:2], "--per-class"]))
     with pytest.raises(SystemExit, match="need image folders, not"):
         fid.main(fid.parse_args([str(a), str(tmp_path / "s.npz"), "--per-class"]))
+
+
+def test_class_grid_puts_each_class_first_images_side_by_side(model, tmp_path, monkeypatch, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a_paths = {name: write_pngs(a / name, landscapes(3, seed=seed)) for name, seed in (("x", 0), ("y", 1))}
+    b_paths = {name: write_pngs(b / name, landscapes(2, seed=seed)) for name, seed in (("x", 2), ("y", 3))}
+    a_paths["y"][0].write_bytes(b"not a png")              # unreadable: skipped, with a warning
+    images, names = fid.class_grid_images(a, b, k=3)
+    assert "warning: " in capsys.readouterr().err
+    assert names == ["x", "y"] and images.shape == (2 * 7, 3, 32, 32)
+    blank = torch.full((3, 32, 32), 255, dtype=torch.uint8)
+    read = lambda p: torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)
+    row_x = [read(p) for p in a_paths["x"]] + [blank] + [read(p) for p in b_paths["x"]] + [blank]
+    row_y = [read(p) for p in a_paths["y"][1:]] + [blank, blank] + [read(p) for p in b_paths["y"]] + [blank]
+    assert torch.equal(images, torch.stack(row_x + row_y))
+
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: model)
+    grid = tmp_path / "grid.png"
+    fid.main(fid.parse_args([str(a), str(b), "--per-class", "--grid", str(grid), "--cache-dir",
+                             str(tmp_path / "cache"), "--device", "cpu"]))
+    assert Image.open(grid).size[0] > 2 * Image.open(grid).size[1]
+    with pytest.raises(SystemExit, match="--grid draws one row per class: add --per-class"):
+        fid.main(fid.parse_args([str(a), str(b), "--precision-recall", "--grid", str(grid)]))
+
+
+def test_cli_per_class_flat_folders_and_too_few_images(model, tmp_path, monkeypatch, capsys):
+    """A flat folder is one class, "landscape"; a class of 3 images is too few for precision and
+    recall (k = 3), which is one line naming the class, not a traceback."""
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: model)
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    write_pngs(tmp_path / "flat_a", landscapes(3, seed=0))
+    write_pngs(tmp_path / "flat_b", landscapes(3, seed=1))
+    fid.main(fid.parse_args([str(tmp_path / "flat_a"), str(tmp_path / "flat_b"), "--per-class", *cache]))
+    assert re.search(r"^landscape +3 +3 +\d", capsys.readouterr().out, re.MULTILINE)
+
+    for side, seed in (("a", 0), ("b", 5)):
+        write_pngs(tmp_path / side / "x", landscapes(5, seed=seed))
+        write_pngs(tmp_path / side / "y", landscapes(3, seed=seed + 1))
+    with pytest.raises(SystemExit, match=r"^--per-class, class y: precision/recall with k=3 needs more"):
+        fid.main(fid.parse_args([str(tmp_path / "a"), str(tmp_path / "b"), "--per-class",
+                                 "--precision-recall", *cache]))
 
 
 def test_cli_bad_input_is_one_clear_line(tmp_path):
