@@ -760,6 +760,10 @@ def folder_class_features(folder: str | Path, model: InceptionV3 | None = None,
     if cache_file is not None:
         _savez_atomically(cache_file, names=np.array(class_names),
                           **{f"class{i}": feats[name] for i, name in enumerate(class_names)})
+        # The same features give the folder's statistics: a plain FID run later is free.
+        all_feats = np.concatenate(list(feats.values()))
+        save_statistics(_cache_file(cache_dir, folder, paths, weights), *feature_statistics(all_feats),
+                        len(all_feats), weights)
     return feats
 
 

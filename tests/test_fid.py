@@ -382,7 +382,7 @@ def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch
         write_pngs(a / name, landscapes(5, seed=seed))
         write_pngs(b / name, landscapes(5, seed=seed + 10))
     cache = ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
-    plain = fid.main(fid.parse_args([str(a), str(b), *cache]))
+    plain = fid.main(fid.parse_args([str(a), str(b), "--cache-dir", str(tmp_path / "plain"), "--device", "cpu"]))
     capsys.readouterr()
 
     got = fid.main(fid.parse_args([str(a), str(b), *cache, "--per-class", "--precision-recall"]))
@@ -405,6 +405,9 @@ def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch
     # A set against itself: every sample sits inside the other set's balls.
     fid.main(fid.parse_args([str(a), str(a), *cache, "--precision-recall"]))
     assert "precision 1.000 " in capsys.readouterr().out
+    # Computing the features also saved the folders' statistics (the plain run above used another
+    # cache): a plain run now needs no network.
+    assert fid.main(fid.parse_args([str(a), str(b), *cache])) == pytest.approx(plain, rel=1e-6)
 
     (tmp_path / "c" / "hills").mkdir(parents=True)
     write_pngs(tmp_path / "c" / "dunes", landscapes(4))
