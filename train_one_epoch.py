@@ -399,14 +399,16 @@ def smooth(values: list[float], window: int) -> np.ndarray:
     return np.array([np.nanmean(v[max(0, i - half): i + half + 1]) for i in range(len(v))])
 
 
-def plot_loss(history: dict, path: Path, title: str) -> None:
+def plot_loss(history: dict, path: Path, title: str, grad_clip: float | None = None) -> None:
+    """Three panels over steps: the loss, the loss per timestep bucket, and the gradient norm
+    (a rising norm is the usual first sign of a run about to diverge)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = range(1, len(history["loss"]) + 1)
     window = max(5, len(steps) // 40)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(18, 4.2))
     ax1.plot(steps, history["loss"], lw=0.6, alpha=0.35, label="per step")
     ax1.plot(steps, smooth(history["loss"], window), lw=2, label=f"moving average ({window} steps)")
     ax1.set(title=f"Training loss ‖ε − ε̂‖² — {title}", xlabel="step", ylabel="MSE", yscale="log")
@@ -416,7 +418,13 @@ def plot_loss(history: dict, path: Path, title: str) -> None:
         ax2.plot(steps, smooth(history["bucket"][b], 2 * window), label=name)
     ax2.set(title=f"Loss per timestep bucket (moving average, {2 * window} steps)", xlabel="step", ylabel="MSE", yscale="log")
     ax2.legend()
-    for ax in (ax1, ax2):
+    ax3.plot(steps, history["grad_norm"], lw=0.6, alpha=0.35, label="per step")
+    ax3.plot(steps, smooth(history["grad_norm"], window), lw=2, label=f"moving average ({window} steps)")
+    if grad_clip is not None:
+        ax3.axhline(grad_clip, color="k", ls="--", lw=1, label=f"--grad-clip {grad_clip:g}")
+    ax3.set(title="Gradient norm ‖∇θ L‖ (before clipping)", xlabel="step", ylabel="L2 norm", yscale="log")
+    ax3.legend()
+    for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -559,7 +567,7 @@ def main(args: argparse.Namespace) -> None:
     alpha_bar = alpha_bar_from_betas(make_betas(args.schedule, args.T)).to(device)
     # Fused AdamW does the whole update in one kernel per dtype: fewer passes over memory.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, fused=True)
-    history = {"loss": [], "bucket": [[], [], []]}
+    history = {"loss": [], "bucket": [[], [], []], "grad_norm": []}
     step, ema_updates, wall_before = 0, 0, 0.0
 
     ckpt_path = out / CHECKPOINT
@@ -570,6 +578,8 @@ def main(args: argparse.Namespace) -> None:
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         step, ema_updates, history = state["step"], state["ema_updates"], state["history"]
+        # Checkpoints from before the gradient norm was recorded: unknown (NaN) for their steps.
+        history.setdefault("grad_norm", [float("nan")] * len(history["loss"]))
         wall_before = state["wall_time"]
         set_rng_state(state["rng"][rank % len(state["rng"])], device)
         log(f"resumed {path} at step {step}")
@@ -679,6 +689,7 @@ def main(args: argparse.Namespace) -> None:
                              f"--grad-clip 1.0 against growing gradients)")
         for i, loss_value in enumerate(losses):
             history["loss"].append(loss_value)
+            history["grad_norm"].append(norms[i])
             for b, (m, c) in enumerate(zip(means[i], counts[i])):
                 history["bucket"][b].append(m if c else float("nan"))
         pending.clear()
@@ -784,7 +795,8 @@ def main(args: argparse.Namespace) -> None:
     if is_main:
         written = [ckpt_path]
         if history["loss"]:                 # nothing to plot when --max-steps 0 only evaluates
-            plot_loss(history, out / "loss.png", f"{len(history['loss'])} steps, batch {args.batch_size}")
+            plot_loss(history, out / "loss.png", f"{len(history['loss'])} steps, batch {args.batch_size}",
+                      args.grad_clip)
             written.append(out / "loss.png")
         if not args.no_samples:
             x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, device, precision,

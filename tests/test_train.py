@@ -136,6 +136,43 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypat
     assert good != (tmp_path / tr.CHECKPOINT).read_bytes()
 
 
+def test_gradient_norm_is_recorded_before_clipping(data, tmp_path, monkeypatch):
+    """history["grad_norm"] holds each step's ‖∇θ L‖ before clipping.  Doubling the loss doubles
+    it: the same seed gives the same weights, batch, t and ε, and once clipped to the same tiny
+    norm the two runs take identical steps, so every later norm doubles too."""
+    seen, real_clip = [], torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm, *args, **kwargs):        # the norm, computed independently
+        parameters = [p for p in parameters if p.grad is not None]
+        seen.append(sum(float((p.grad.double() ** 2).sum()) for p in parameters) ** 0.5)
+        return real_clip(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    base = train(data, tmp_path / "a", "--max-steps", "3", "--grad-clip", "1e-3")
+    assert base["history"]["grad_norm"] == pytest.approx(seen, rel=1e-5)
+    real = tr.training_loss
+
+    def doubled_loss(*a, **k):
+        loss, sums, counts = real(*a, **k)
+        return 2 * loss, sums, counts
+
+    monkeypatch.setattr(tr, "training_loss", doubled_loss)
+    doubled = train(data, tmp_path / "b", "--max-steps", "3", "--grad-clip", "1e-3")
+    g1, g2 = base["history"]["grad_norm"], doubled["history"]["grad_norm"]
+    assert len(g1) == 3 and all(g > 1e-3 for g in g1)      # not the clipped norm
+    assert g2 == pytest.approx([2 * g for g in g1], rel=1e-4)
+
+
+def test_resuming_a_checkpoint_without_gradient_norms(data, tmp_path):
+    """Checkpoints written before the norm was recorded resume, with NaN for their steps."""
+    state = train(data, tmp_path, "--max-steps", "2")
+    del state["history"]["grad_norm"]
+    tr.save_checkpoint(tmp_path / tr.CHECKPOINT, state)
+    norms = train(data, tmp_path, "--max-steps", "4", "--resume")["history"]["grad_norm"]
+    assert len(norms) == 4 and all(n != n for n in norms[:2]) and all(n > 0 for n in norms[2:])
+    assert (tmp_path / "loss.png").stat().st_size > 10_000
+
+
 class InfiniteGradient(torch.autograd.Function):
     """The identity in the forward pass, an infinite gradient in the backward pass."""
 
