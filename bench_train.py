@@ -162,8 +162,8 @@ def profile(args: argparse.Namespace) -> None:
             print(f"\npatch {patch}, {precision}, batch {args.batch_size}: diffusers {peer:.1f} images/s, "
                   f"{name} {ips:.1f} ({ips / peer:.2f}x)")
             print(f"{name} under the profiler ({profiled_ips:.1f} images/s), per step: matrix products "
-                  f"{matmul_s:.2f} s of {total_s:.2f} s ({100 * matmul_s / total_s:.0f}%), the rest "
-                  f"{total_s - matmul_s:.2f} s")
+                  f"{matmul_s:.3g} s of {total_s:.3g} s ({100 * matmul_s / total_s:.0f}%), the rest "
+                  f"{total_s - matmul_s:.3g} s")
             print(f"ceiling: the matrix products alone allow {ceiling:.1f} images/s = "
                   f"{ceiling / peer:.2f}x diffusers, if everything else took no time")
             print(events.table(sort_by="self_cpu_time_total", row_limit=20), flush=True)
