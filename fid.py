@@ -669,10 +669,10 @@ def _fingerprint(folder: Path, paths: list[Path], weights: str) -> str:
     return h.hexdigest()
 
 
-def _cache_file(cache_dir: str | Path, folder: str | Path, paths: list[Path], weights: str,
+def _cache_file(cache_dir: str | Path, folder: str | Path, key: str, weights: str,
                 kind: str = "") -> Path:
-    """Where a folder's cached statistics (kind "") or features (kind "-features") live."""
-    key = _fingerprint(Path(folder), paths, weights)
+    """Where a folder's cached statistics (kind "") or features (kind "-features") live; key is
+    the folder's `_fingerprint`."""
     return Path(cache_dir) / f"{Path(folder).resolve().name}-{weights}-{key[:16]}{kind}.npz"
 
 
@@ -720,7 +720,7 @@ def folder_statistics(folder: str | Path, model: InceptionV3 | None = None,
     paths, _, _ = list_images(folder)                      # ValueError if missing or empty
     cache_file = None
     if cache_dir is not None:
-        cache_file = _cache_file(cache_dir, folder, paths, weights)
+        cache_file = _cache_file(cache_dir, folder, _fingerprint(Path(folder), paths, weights), weights)
         if cache_file.is_file():
             mu, sigma, n = load_statistics(cache_file, weights)
             return mu, sigma, n
@@ -744,9 +744,11 @@ def folder_class_features(folder: str | Path, model: InceptionV3 | None = None,
     if model is not None:
         weights = model.weights_name
     paths, labels, class_names = list_images(folder)       # ValueError if missing or empty
-    cache_file = None
+    cache_file = stats_file = None
     if cache_dir is not None:
-        cache_file = _cache_file(cache_dir, folder, paths, weights, kind="-features")
+        key = _fingerprint(Path(folder), paths, weights)   # stats every file once, for both names
+        cache_file = _cache_file(cache_dir, folder, key, weights, kind="-features")
+        stats_file = _cache_file(cache_dir, folder, key, weights)
         if cache_file.is_file():
             with np.load(cache_file) as f:                 # arrays by index: any class name works
                 return {str(name): f[f"class{i}"] for i, name in enumerate(f["names"])}
@@ -762,8 +764,7 @@ def folder_class_features(folder: str | Path, model: InceptionV3 | None = None,
                           **{f"class{i}": feats[name] for i, name in enumerate(class_names)})
         # The same features give the folder's statistics: a plain FID run later is free.
         all_feats = np.concatenate(list(feats.values()))
-        save_statistics(_cache_file(cache_dir, folder, paths, weights), *feature_statistics(all_feats),
-                        len(all_feats), weights)
+        save_statistics(stats_file, *feature_statistics(all_feats), len(all_feats), weights)
     return feats
 
 
