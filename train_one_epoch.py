@@ -408,9 +408,13 @@ def plot_loss(history: dict, path: Path, title: str, grad_clip: float | None = N
 
     steps = range(1, len(history["loss"]) + 1)
     window = max(5, len(steps) // 40)
+
+    def per_step_and_smoothed(ax, values: list[float]) -> None:
+        ax.plot(steps, values, lw=0.6, alpha=0.35, label="per step")
+        ax.plot(steps, smooth(values, window), lw=2, label=f"moving average ({window} steps)")
+
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(18, 4.2))
-    ax1.plot(steps, history["loss"], lw=0.6, alpha=0.35, label="per step")
-    ax1.plot(steps, smooth(history["loss"], window), lw=2, label=f"moving average ({window} steps)")
+    per_step_and_smoothed(ax1, history["loss"])
     ax1.set(title=f"Training loss ‖ε − ε̂‖² — {title}", xlabel="step", ylabel="MSE", yscale="log")
     ax1.legend()
     names = ("low t (0 … T/3)", "mid t", "high t (2T/3 … T)")
@@ -418,8 +422,7 @@ def plot_loss(history: dict, path: Path, title: str, grad_clip: float | None = N
         ax2.plot(steps, smooth(history["bucket"][b], 2 * window), label=name)
     ax2.set(title=f"Loss per timestep bucket (moving average, {2 * window} steps)", xlabel="step", ylabel="MSE", yscale="log")
     ax2.legend()
-    ax3.plot(steps, history["grad_norm"], lw=0.6, alpha=0.35, label="per step")
-    ax3.plot(steps, smooth(history["grad_norm"], window), lw=2, label=f"moving average ({window} steps)")
+    per_step_and_smoothed(ax3, history["grad_norm"])
     if grad_clip is not None:
         ax3.axhline(grad_clip, color="k", ls="--", lw=1, label=f"--grad-clip {grad_clip:g}")
     ax3.set(title="Gradient norm ‖∇θ L‖ (before clipping)", xlabel="step", ylabel="L2 norm", yscale="log")
