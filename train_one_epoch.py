@@ -97,6 +97,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="global batch (paper: 256); 64 fits a 2-core CPU's caches well")
     optim.add_argument("--lr", type=float, default=1e-4,
                        help="AdamW learning rate, constant (paper: 1e-4, no warm-up, no decay)")
+    optim.add_argument("--warmup-steps", type=int, default=0,
+                       help="raise the lr linearly over the first N steps (paper: 0). A second leg "
+                            "from --init-from starts AdamW's moments at zero, where its first "
+                            "steps move every weight by ≈ lr: a warm-up softens that jolt")
     optim.add_argument("--grad-clip", type=float, default=None,
                        help="clip the gradient norm to this value (paper: none)")
     optim.add_argument("--ema-decay", type=float, default=0.9999,
@@ -171,6 +175,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
     if args.export_every is not None and (args.export_every < 1 or args.export is None):
         raise SystemExit("--export-every N needs N ≥ 1 and an --export path to name the snapshots after")
+    if args.warmup_steps < 0:
+        raise SystemExit("--warmup-steps must be at least 0 (0 = the paper's constant lr)")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise SystemExit("--max-minutes must be positive")
     if not 0 <= args.class_dropout < 1:
@@ -734,6 +740,8 @@ def main(args: argparse.Namespace) -> None:
                 if step >= total_steps:
                     break
                 u8, y = u8.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                for group in opt.param_groups:  # lr_n = lr · min(1, (n + 1)/N), N = --warmup-steps
+                    group["lr"] = args.lr * min(1.0, (step + 1) / max(1, args.warmup_steps))
                 pending.append(train_step(train_model, model, ema, opt, u8, y, alpha_bar,
                                           ema_updates, args, device, precision))
                 ema_updates += 1

@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# The one command that trained the shipped model on a lent GPU (one call of at most 10 minutes,
+# The one command that trains the shipped model on a lent GPU (one call of at most 10 minutes,
 # see README "The shipped model").  Run from the repository root with OUT set to a folder for
 # what comes back; the training data must be in data/ (the machine has no diffusers and no FID
 # weights, so FID is scored afterwards with fid.py on the samples this leaves in $OUT).
 #
-#   OUT=/tmp/out bash report/gpu_run.sh
+#   OUT=/tmp/out bash report/gpu_run.sh                          # leg 1: from scratch (session 4)
+#   OUT=/tmp/out INIT=checkpoints/dit_landscapes.pt SEED=1 WARMUP=500 EAGER_CHECK=0 \
+#       bash report/gpu_run.sh                                   # leg 2: on from the shipped export
 #
-# Budget: BUDGET_S seconds in all (default 555) for the GPU tests, a 20-second eager speed
-# check, the compiled training run (its --max-minutes is what is left after ~60 s of sampling,
-# FID samples and packing are set aside) and the packing.  If torch.compile fails, the same run
-# goes on eager in the time that remains.
+# Budget: BUDGET_S seconds in all (default 555) for the GPU tests, an optional 20-second eager
+# speed check (EAGER_CHECK=1), the compiled training run (its --max-minutes is what is left after
+# the time set aside for sampling and packing) and the packing.  If torch.compile fails, the
+# same run goes on eager in the time that remains.
+#
+# A second leg (INIT=an export) starts from those EMA weights with a fresh AdamW (an export keeps
+# no optimiser state: the 118 MB resumable checkpoint cannot come back through the 16 MiB file
+# limit), a new SEED for new data order and noise, and an lr warm-up (WARMUP steps).  Since a
+# long leg can degrade late (report/h200_leg2_unstable), it also samples the 5,000 FID images
+# from the snapshot before the last, to fall back on, and from the final model at w = 0.5.
 set -u
 : "${OUT:?set OUT to the folder for the results}"
 BUDGET_S=${BUDGET_S:-555}
 PY=${PY:-python3}
+INIT=${INIT:-}
+LR=${LR:-3e-4}
+WARMUP=${WARMUP:-0}
+SEED=${SEED:-0}
+EAGER_CHECK=${EAGER_CHECK:-1}
 LOG="$OUT/train.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$LOG" 2>&1
 $PY -c "import torch; print('torch', torch.__version__)" >> "$LOG" 2>&1
@@ -21,12 +34,19 @@ $PY -c "import torch; print('torch', torch.__version__)" >> "$LOG" 2>&1
 echo "== GPU tests ==" >> "$LOG"
 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py >> "$LOG" 2>&1
 
-COMMON=(--model DiT-Ti/2 --epochs 100000 --batch-size 1024 --lr 3e-4 --grad-clip 1.0)
-echo "== eager speed check: batch 1024, 0.3 minutes ==" >> "$LOG"
-$PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out /tmp/eager >> "$LOG" 2>&1
+COMMON=(--model DiT-Ti/2 --epochs 100000 --batch-size 1024 --lr "$LR" --grad-clip 1.0 --seed "$SEED")
+if [ "$WARMUP" != 0 ]; then COMMON+=(--warmup-steps "$WARMUP"); fi
+if [ -n "$INIT" ]; then COMMON+=(--init-from "$INIT"); fi
+if [ "$EAGER_CHECK" = 1 ]; then
+    echo "== eager speed check: batch 1024, 0.3 minutes ==" >> "$LOG"
+    $PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out /tmp/eager >> "$LOG" 2>&1
+fi
 
-# What is left of the budget after 60 s set aside for sampling and packing, at least 0.5 min.
-minutes_left() { $PY -c "print(max(0.5, round(($BUDGET_S - $SECONDS - 60) / 60, 2)))"; }
+# Seconds set aside after training: the final samples and packing (60 s), plus two more sets of
+# 5,000 samples (about 35 s each: start-up, data, sampling) on a second leg.
+RESERVE=60
+if [ -n "$INIT" ]; then RESERVE=130; fi
+minutes_left() { $PY -c "print(max(0.5, round(($BUDGET_S - $SECONDS - $RESERVE) / 60, 2)))"; }
 RUN=(--ckpt-every 2000 --out /tmp/run --export /tmp/export/dit_landscapes.pt --export-every 3000 --fid 5000)
 MINUTES=$(minutes_left)
 echo "== training, torch.compile, --max-minutes $MINUTES ==" >> "$LOG"
@@ -38,10 +58,30 @@ if [ ! -f /tmp/export/dit_landscapes.pt ]; then        # compiling failed: no ex
     $PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --max-minutes "$MINUTES" >> "$LOG" 2>&1
 fi
 
-# What comes back (at most 8 files of 16 MiB): the export, the two latest snapshots, the
-# samples for FID, the plots and the metrics.
-cp /tmp/run/loss.png /tmp/run/samples.png /tmp/run/metrics.json /tmp/export/dit_landscapes.pt "$OUT"/
-for f in $(ls -v /tmp/export/dit_landscapes-step*.pt | tail -n 2); do cp "$f" "$OUT"/; done
+# FID samples of an export, evaluation only: sample_set NAME MODEL W
+sample_set() {
+    echo "== FID samples: $2, guidance w = $3 ==" >> "$LOG"
+    rm -rf "/tmp/$1"
+    $PY train_one_epoch.py --model DiT-Ti/2 --init-from "$2" --max-steps 0 --fid 5000 --guidance "$3" \
+        --batch-size 1000 --no-samples --out "/tmp/$1" >> "$LOG" 2>&1 \
+        && tar czf "$OUT/$1.tgz" -C "/tmp/$1" fid_samples
+}
+
+# What comes back (at most 8 files of 16 MiB): the export, snapshots, the samples for FID and,
+# in one archive, the plots and the metrics.
+cp /tmp/export/dit_landscapes.pt "$OUT"/
 tar czf "$OUT/fid_samples.tgz" -C /tmp/run fid_samples
+if [ -n "$INIT" ]; then
+    sample_set fid_samples_w0.5 /tmp/export/dit_landscapes.pt 0.5
+    FALLBACK=$(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 2 | head -n 1)
+    if [ -n "$FALLBACK" ]; then
+        cp "$FALLBACK" "$OUT"/
+        sample_set "fid_samples_$(basename "$FALLBACK" .pt)" "$FALLBACK" 0
+    fi
+else
+    for f in $(ls -v /tmp/export/dit_landscapes-step*.pt | tail -n 2); do cp "$f" "$OUT"/; done
+fi
 echo "== done after $SECONDS s ==" >> "$LOG"
 ls -la "$OUT" >> "$LOG"
+cp "$LOG" /tmp/run/
+tar czf "$OUT/run_files.tgz" -C /tmp/run loss.png samples.png metrics.json train.log

@@ -403,6 +403,25 @@ def test_init_from_an_export_starts_at_its_ema_weights(data, tmp_path):
                                "--depth", "3", "--init-from", str(tmp_path / "first.pt")]))
 
 
+def test_warmup_scales_adams_first_step(data, tmp_path):
+    """Adam's first step moves each weight by lr₁·m̂/(√v̂ + ε) = lr₁·g/(|g| + ε) ≈ ±lr₁, whatever
+    the gradient: that is the jolt a fresh optimiser gives a trained model.  --warmup-steps 4
+    makes lr₁ = lr/4, so the largest move is exactly a quarter; after the warm-up, lr itself."""
+    start = train(data, tmp_path / "start", "--max-steps", "1", "--lr", "0")["model"]
+    moved = {}
+    for warmup in ("0", "4"):
+        state = train(data, tmp_path / f"w{warmup}", "--max-steps", "1", "--lr", "1e-3",
+                      "--warmup-steps", warmup)
+        moved[warmup] = max((state["model"][k] - start[k]).abs().max().item() for k in start)
+        assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / max(1, int(warmup)))
+    assert moved["0"] == pytest.approx(1e-3, rel=1e-3)
+    assert moved["4"] == pytest.approx(1e-3 / 4, rel=1e-3)
+    after = train(data, tmp_path / "after", "--max-steps", "6", "--lr", "1e-3", "--warmup-steps", "4")
+    assert after["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
+    with pytest.raises(SystemExit, match="--warmup-steps must be at least 0"):
+        tr.parse_args(["--warmup-steps", "-1"])
+
+
 def test_max_steps_0_with_init_from_evaluates_an_export_with_guidance(data, tmp_path):
     """`--init-from X --max-steps 0 --fid N` scores an exported model without training it;
     --guidance reaches the sampler (other samples than w = 0 from the same seed)."""
