@@ -123,19 +123,33 @@ def attention_written_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> 
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention:  softmax(Q Kᵀ / √d_h) V  per head, heads concatenated."""
+    """Multi-head self-attention:  softmax(Q Kᵀ / √d_h) V  per head, heads concatenated.
 
-    def __init__(self, dim: int, num_heads: int):
+    qk_norm (not in the DiT paper; ViT-22B, Dehghani et al. 2023, and SD3 use it): RMS-normalise
+    each head's query and key, with a learnt gain g, before their dot product.  Then
+    |q·k|/√d_h ≤ √d_h·max|g_q|·max|g_k| whatever the weights do, which bounds the attention
+    logits.  Without it they can grow until softmax puts all weight on one token (entropy
+    collapse) and training diverges: README, "What went badly", shows that in our first block."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool = False):
         super().__init__()
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim)       # Q, K and V in one matrix product
         self.proj = nn.Linear(dim, dim)
+        d_h = dim // num_heads
+        self.q_norm = nn.RMSNorm(d_h, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(d_h, eps=1e-6) if qk_norm else nn.Identity()
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, T, D) → q, k, v, each (B, h, T, d_h), q and k normalised when qk_norm."""
+        B, T, D = x.shape
+        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads)   # (B, T, 3, h, d_h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)                                       # 3 × (B, h, T, d_h)
+        return self.q_norm(q), self.k_norm(k), v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
-        d_h = D // self.num_heads
-        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, d_h)                   # (B, T, 3, h, d_h)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)                                       # 3 × (B, h, T, d_h)
+        q, k, v = self.heads(x)                                                    # 3 × (B, h, T, d_h)
         if x.is_cuda or q.dtype == torch.float32:
             # The fused (flash) kernel never stores the (T × T) matrix: fast, and O(T) memory.
             x = F.scaled_dot_product_attention(q, k, v)                            # (B, h, T, d_h)
@@ -189,11 +203,11 @@ class DiTBlock(nn.Module):
     step, and the rest of the branch learns once they have.
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, qk_norm: bool = False):
         super().__init__()
         # No affine parameters: adaLN supplies a per-sample scale and shift instead.
         self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(hidden_size, num_heads)
+        self.attn = Attention(hidden_size, num_heads, qk_norm)
         self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
@@ -231,7 +245,8 @@ class DiT(nn.Module):
 
     Arguments are the paper's: input_size I (pixels, or latent size), patch_size p,
     in_channels C, hidden_size D, depth N, num_heads, mlp_ratio, class_dropout_prob (label
-    dropout for guidance), num_classes, learn_sigma.
+    dropout for guidance), num_classes, learn_sigma; and qk_norm (ours, off by default as in the
+    paper: see Attention).
     """
 
     def __init__(
@@ -246,6 +261,7 @@ class DiT(nn.Module):
         class_dropout_prob: float = 0.1,
         num_classes: int = 1000,
         learn_sigma: bool = False,
+        qk_norm: bool = False,
     ):
         super().__init__()
         check_patch_size(input_size, patch_size)
@@ -258,7 +274,7 @@ class DiT(nn.Module):
         self.config = dict(input_size=input_size, patch_size=patch_size, in_channels=in_channels,
                            hidden_size=hidden_size, depth=depth, num_heads=num_heads,
                            mlp_ratio=mlp_ratio, class_dropout_prob=class_dropout_prob,
-                           num_classes=num_classes, learn_sigma=learn_sigma)
+                           num_classes=num_classes, learn_sigma=learn_sigma, qk_norm=qk_norm)
         self.input_size, self.patch_size, self.in_channels = input_size, patch_size, in_channels
         self.out_channels = 2 * in_channels if learn_sigma else in_channels
         self.num_classes = num_classes
@@ -269,7 +285,7 @@ class DiT(nn.Module):
         # A buffer, not a parameter: it is fixed, and rebuilt from the config on load.
         grid = input_size // patch_size
         self.register_buffer("pos_embed", sincos_2d_pos_embed(hidden_size, grid)[None], persistent=False)
-        self.blocks = nn.ModuleList(DiTBlock(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(DiTBlock(hidden_size, num_heads, mlp_ratio, qk_norm) for _ in range(depth))
         self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
         self.initialize_weights()
 
@@ -329,6 +345,30 @@ class DiT(nn.Module):
         eps_y, eps_null = self.eps(torch.cat([x_t, x_t]), torch.cat([t, t]),
                                    torch.cat([y, null])).chunk(2)            # 2 × (B, C, H, W)
         return eps_null + (1 + w) * (eps_y - eps_null)
+
+
+@torch.no_grad()
+def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+    """Per block, on one batch: (the largest |attention logit| q·k/√d_h, the mean entropy of the
+    attention rows in nats).  Entropy ln T is uniform attention; near 0 every query looks at one
+    token, the "entropy collapse" that comes with growing logits before a transformer's loss
+    diverges (Zhai et al. 2023).  `python inspect_attention.py` prints these for checkpoints."""
+    found = []
+
+    def record(attn: Attention, inputs: tuple, output: torch.Tensor) -> None:
+        q, k, _ = attn.heads(inputs[0])                                     # (B, h, T, d_h)
+        logits = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5   # (B, h, T, T)
+        rows = logits.softmax(dim=-1)
+        entropy = torch.special.entr(rows).sum(dim=-1)                      # −Σ p ln p, (B, h, T)
+        found.append((logits.abs().amax().item(), entropy.mean().item()))
+
+    hooks = [block.attn.register_forward_hook(record) for block in model.blocks]
+    try:
+        model(x_t, t, y)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return found
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════

@@ -88,6 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--heads", type=int, default=None, help="attention heads (default 4)")
     model.add_argument("--class-dropout", type=float, default=0.1,
                        help="label dropout to the null class, so cfg.py can guide (paper: 0.1)")
+    model.add_argument("--qk-norm", action="store_true",
+                       help="RMS-normalise queries and keys (not in the paper): bounds the "
+                            "attention logits, whose growth made long runs diverge here")
     diffusion = ap.add_argument_group("diffusion")
     diffusion.add_argument("--T", type=int, default=1000, help="diffusion steps (paper: 1000)")
     diffusion.add_argument("--schedule", default="linear", choices=SCHEDULES,
@@ -260,7 +263,8 @@ def run_config(args: argparse.Namespace, num_classes: int) -> dict:
     return dict(
         model=dict(input_size=args.image_size, patch_size=args.patch, in_channels=3,
                    hidden_size=args.hidden, depth=args.depth, num_heads=args.heads, mlp_ratio=4.0,
-                   class_dropout_prob=args.class_dropout, num_classes=num_classes, learn_sigma=False),
+                   class_dropout_prob=args.class_dropout, num_classes=num_classes, learn_sigma=False,
+                   qk_norm=args.qk_norm),
         diffusion=dict(T=args.T, schedule=args.schedule),
     )
 
@@ -295,7 +299,8 @@ def load_checkpoint(path: Path, expected: dict, flag: str = "--resume") -> dict:
         raise SystemExit(f"{flag}: no checkpoint at {path}; train without {flag} first")
     state = torch.load(path, map_location="cpu", weights_only=True)
     saved = state["config"]
-    diffs = [f"{k}={saved[group][k]!r} (flags say {v!r})"
+    saved["model"].setdefault("qk_norm", False)       # checkpoints from before the option: off
+    diffs = [f"{k}={saved[group].get(k)!r} (flags say {v!r})"
              for group in ("model", "diffusion") for k, v in expected[group].items()
              if saved[group].get(k) != v]
     if diffs:
@@ -613,7 +618,7 @@ def main(args: argparse.Namespace) -> None:
     params = sum(p.numel() for p in model.parameters())
     tokens = (args.image_size // args.patch) ** 2
     gflops = forward_gflops(model)
-    log(f"DiT depth {args.depth}, width {args.hidden}, {args.heads} heads, patch {args.patch}: "
+    log(f"DiT depth {args.depth}, width {args.hidden}, {args.heads} heads{', QK-norm' * args.qk_norm}, patch {args.patch}: "
         f"{params:,} parameters, {tokens} tokens, {gflops:.3f} GFLOPs/image forward | "
         f"{n_images:,} images, {num_classes} classes | {device}, {precision}, {world} process(es)")
 

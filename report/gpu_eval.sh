@@ -11,13 +11,14 @@ set -u
 MODEL=${MODEL:-checkpoints/dit_landscapes.pt}
 SETTINGS=${SETTINGS:-"1:50 0.5:50 2:50 4:50 0:100"}      # w:steps
 PY=${PY:-python3}
+QK=""; if [ "${QK_NORM:-0}" = 1 ]; then QK=--qk-norm; fi    # a model trained with --qk-norm
 LOG="$OUT/eval.log"
 for setting in $SETTINGS; do
     w=${setting%%:*}; steps=${setting##*:}
     run=/tmp/eval_w${w}_s${steps}
     echo "== guidance w = $w, $steps DDIM steps ==" >> "$LOG"
     rm -rf "$run"                                  # no stale samples from an earlier call
-    if $PY train_one_epoch.py --model DiT-Ti/2 --init-from "$MODEL" --max-steps 0 --fid 5000 \
+    if $PY train_one_epoch.py --model DiT-Ti/2 $QK --init-from "$MODEL" --max-steps 0 --fid 5000 \
         --guidance "$w" --sample-steps "$steps" --batch-size 1000 --no-samples --out "$run" >> "$LOG" 2>&1; then
         tar czf "$OUT/fid_samples_w${w}_s${steps}.tgz" -C "$run" fid_samples
         echo "   packed after $SECONDS s" >> "$LOG"

@@ -7,6 +7,10 @@
 #   OUT=/tmp/out bash report/gpu_run.sh                          # leg 1: from scratch (session 4)
 #   OUT=/tmp/out INIT=checkpoints/dit_landscapes.pt SEED=1 WARMUP=500 EAGER_CHECK=0 \
 #       bash report/gpu_run.sh                                   # leg 2: on from the shipped export
+#   OUT=/tmp/out QK_NORM=1 bash report/gpu_run.sh                # from scratch, with QK-norm
+#
+# Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000), GPU_TESTS=0 and GUIDED=0 to skip the
+# GPU tests and the w = 0.5 samples of a second leg (both cost time a short call lacks).
 #
 # Budget: BUDGET_S seconds in all (default 555) for the GPU tests, an optional 20-second eager
 # speed check (EAGER_CHECK=1), the compiled training run (its --max-minutes is what is left after
@@ -27,14 +31,23 @@ LR=${LR:-3e-4}
 WARMUP=${WARMUP:-0}
 SEED=${SEED:-0}
 EAGER_CHECK=${EAGER_CHECK:-1}
+CLIP=${CLIP:-1.0}
+GPU_TESTS=${GPU_TESTS:-1}
+GUIDED=${GUIDED:-1}
+EXPORT_EVERY=${EXPORT_EVERY:-3000}
+QK_NORM=${QK_NORM:-0}
+MODEL=(--model DiT-Ti/2)
+if [ "$QK_NORM" = 1 ]; then MODEL+=(--qk-norm); fi
 LOG="$OUT/train.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$LOG" 2>&1
 $PY -c "import torch; print('torch', torch.__version__)" >> "$LOG" 2>&1
 
-echo "== GPU tests ==" >> "$LOG"
-$PY -m pytest -q -p no:cacheprovider tests/test_gpu.py >> "$LOG" 2>&1
+if [ "$GPU_TESTS" = 1 ]; then
+    echo "== GPU tests ==" >> "$LOG"
+    $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py >> "$LOG" 2>&1
+fi
 
-COMMON=(--model DiT-Ti/2 --epochs 100000 --batch-size 1024 --lr "$LR" --grad-clip 1.0 --seed "$SEED")
+COMMON=("${MODEL[@]}" --epochs 100000 --batch-size 1024 --lr "$LR" --grad-clip "$CLIP" --seed "$SEED")
 if [ "$WARMUP" != 0 ]; then COMMON+=(--warmup-steps "$WARMUP"); fi
 if [ -n "$INIT" ]; then COMMON+=(--init-from "$INIT"); fi
 if [ "$EAGER_CHECK" = 1 ]; then
@@ -45,13 +58,16 @@ fi
 # Seconds set aside after training: the final samples and packing (60 s), plus two more sets of
 # 5,000 samples (about 35 s each: start-up, data, sampling) on a second leg.
 RESERVE=60
-if [ -n "$INIT" ]; then RESERVE=130; fi
+if [ -n "$INIT" ]; then RESERVE=$((95 + 35 * GUIDED)); fi
 minutes_left() { $PY -c "print(max(0.5, round(($BUDGET_S - $SECONDS - $RESERVE) / 60, 2)))"; }
-RUN=(--ckpt-every 2000 --out /tmp/run --export /tmp/export/dit_landscapes.pt --export-every 3000 --fid 5000)
+RUN=(--ckpt-every 2000 --out /tmp/run --export /tmp/export/dit_landscapes.pt --export-every "$EXPORT_EVERY" --fid 5000)
 MINUTES=$(minutes_left)
 echo "== training, torch.compile, --max-minutes $MINUTES ==" >> "$LOG"
-$PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$MINUTES" >> "$LOG" 2>&1
-if [ ! -f /tmp/export/dit_landscapes.pt ]; then        # compiling failed: no export was written
+$PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$MINUTES" > /tmp/compiled.log 2>&1
+cat /tmp/compiled.log >> "$LOG"
+# Compiling failed: no export was written, and not because training stopped at a non-finite loss
+# (then an eager rerun of the same seed would only diverge again).
+if [ ! -f /tmp/export/dit_landscapes.pt ] && ! grep -q "not finite" /tmp/compiled.log; then
     MINUTES=$(minutes_left)
     echo "== the compiled run left no export: eager for the $MINUTES minutes left ==" >> "$LOG"
     rm -rf /tmp/run /tmp/export
@@ -62,19 +78,26 @@ fi
 sample_set() {
     echo "== FID samples: $2, guidance w = $3 ==" >> "$LOG"
     rm -rf "/tmp/$1"
-    $PY train_one_epoch.py --model DiT-Ti/2 --init-from "$2" --max-steps 0 --fid 5000 --guidance "$3" \
+    $PY train_one_epoch.py "${MODEL[@]}" --init-from "$2" --max-steps 0 --fid 5000 --guidance "$3" \
         --batch-size 1000 --no-samples --out "/tmp/$1" >> "$LOG" 2>&1 \
         && tar czf "$OUT/$1.tgz" -C "/tmp/$1" fid_samples
 }
 
 # What comes back (at most 8 files of 16 MiB): the export, snapshots, the samples for FID and,
 # in one archive, the plots and the metrics.
-cp /tmp/export/dit_landscapes.pt "$OUT"/
-tar czf "$OUT/fid_samples.tgz" -C /tmp/run fid_samples
+FINAL=/tmp/export/dit_landscapes.pt
+if [ ! -f "$FINAL" ]; then                 # stopped at a non-finite loss: the latest snapshot
+    FINAL=$(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 1)
+    echo "== no final export: the latest snapshot ${FINAL:-(none)} stands in ==" >> "$LOG"
+    sample_set fid_samples "$FINAL" 0
+else
+    tar czf "$OUT/fid_samples.tgz" -C /tmp/run fid_samples
+fi
+cp "$FINAL" "$OUT"/
 if [ -n "$INIT" ]; then
-    sample_set fid_samples_w0.5 /tmp/export/dit_landscapes.pt 0.5
+    if [ "$GUIDED" = 1 ]; then sample_set fid_samples_w0.5 "$FINAL" 0.5; fi
     FALLBACK=$(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 2 | head -n 1)
-    if [ -n "$FALLBACK" ]; then
+    if [ -n "$FALLBACK" ] && [ "$FALLBACK" != "$FINAL" ]; then
         cp "$FALLBACK" "$OUT"/
         sample_set "fid_samples_$(basename "$FALLBACK" .pt)" "$FALLBACK" 0
     fi
@@ -84,4 +107,4 @@ fi
 echo "== done after $SECONDS s ==" >> "$LOG"
 ls -la "$OUT" >> "$LOG"
 cp "$LOG" /tmp/run/
-tar czf "$OUT/run_files.tgz" -C /tmp/run loss.png samples.png metrics.json train.log
+tar czf "$OUT/run_files.tgz" -C /tmp/run --ignore-failed-read loss.png samples.png metrics.json train.log

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
-from dit import DiT, DiTBlock, Mlp, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
+from dit import DiT, DiTBlock, Mlp, attention_stats, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -83,6 +83,63 @@ def test_cpu_flop_count_includes_attention():
     with torch.device("meta"):
         meta = tiny()
     assert forward_gflops(model) == pytest.approx(forward_gflops(meta), rel=1e-9)
+
+
+def test_attention_stats_closed_forms():
+    """Zero query and key weights give logits 0 everywhere: uniform attention, entropy ln T, in
+    every block.  And a block's logits are checked against F.scaled_dot_product_attention's
+    weights written out independently from the qkv layer."""
+    model = tiny().eval()
+    x, t, y = torch.randn(3, 3, 16, 16), torch.tensor([1, 500, 999]), torch.tensor([0, 4, 9])
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.qkv.weight[:128].zero_()            # rows of Q and K (D = 64): q = k = 0
+            block.attn.qkv.bias.zero_()
+            block.adaLN_modulation[-1].bias.normal_()       # open the gates so the blocks differ
+    for largest, entropy in attention_stats(model, x, t, y):
+        assert largest == 0 and entropy == pytest.approx(torch.log(torch.tensor(16.0)).item(), abs=1e-6)
+    model = tiny().eval()
+    with torch.no_grad():
+        model.blocks[0].attn.qkv.weight.mul_(8)
+    tokens = model.x_embedder(x) + model.pos_embed
+    c = model.t_embedder(t) + model.y_embedder(y)
+    block = model.blocks[0]
+    shift, scale = block.adaLN_modulation(c).chunk(6, dim=1)[:2]
+    h = (F.layer_norm(tokens, (64,), eps=1e-6) * (1 + scale[:, None]) + shift[:, None])
+    q, k, _ = (h @ block.attn.qkv.weight.T + block.attn.qkv.bias).reshape(3, 16, 3, 2, 32).permute(2, 0, 3, 1, 4)
+    logits = torch.einsum("bhid,bhjd->bhij", q, k) / 32 ** 0.5
+    p = logits.softmax(-1)
+    largest, entropy = attention_stats(model, x, t, y)[0]
+    assert largest == pytest.approx(logits.abs().max().item(), rel=1e-5)
+    assert entropy == pytest.approx(-(p * logits.log_softmax(-1)).sum(-1).mean().item(), rel=1e-5)
+
+
+def test_qk_norm_bounds_the_attention_logits():
+    """With qk_norm, |q·k|/√d_h ≤ √d_h·max|g_q|·max|g_k| (RMS-normalised rows have norm √d_h):
+    grow the Q/K weights 100× (what long runs did to our first block) and the logits stay under
+    that bound, while without it they grow 10⁴× and the attention collapses."""
+    x, t, y = torch.randn(4, 3, 16, 16), torch.randint(0, 1000, (4,)), torch.randint(0, 10, (4,))
+    found = {}
+    for qk_norm in (False, True):
+        model = tiny(qk_norm=qk_norm).eval()
+        before = attention_stats(model, x, t, y)
+        with torch.no_grad():
+            for block in model.blocks:
+                block.attn.qkv.weight[:128].mul_(100)
+                if qk_norm:
+                    block.attn.q_norm.weight.uniform_(0.5, 2.0)
+                    block.attn.k_norm.weight.uniform_(0.5, 2.0)
+        found[qk_norm] = before, attention_stats(model, x, t, y), model
+    (before, after, _) = found[False]
+    assert all(a[0] > 5e3 * b[0] for a, b in zip(after, before))   # logits ∝ (100)² without it
+    assert all(a[1] < 0.5 for a in after)                           # collapsed rows
+    (_, after, model) = found[True]
+    for (largest, entropy), block in zip(after, model.blocks):
+        bound = 32 ** 0.5 * block.attn.q_norm.weight.abs().max() * block.attn.k_norm.weight.abs().max()
+        assert largest <= bound.item() * (1 + 1e-5)
+    # Off, the model has no extra parameters: a paper config stays the paper's.
+    assert sum(p.numel() for p in tiny(qk_norm=True).parameters()) == \
+        sum(p.numel() for p in tiny().parameters()) + 2 * 2 * 32
 
 
 def test_position_embedding_matches_diffusers():

@@ -15,6 +15,7 @@ import torch
 
 import landscapes
 import train_one_epoch as tr
+from dit import load_dit_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "16", "--model", "DiT-Mi/4", "--batch-size", "16", "--precision", "fp32",
@@ -420,6 +421,22 @@ def test_warmup_scales_adams_first_step(data, tmp_path):
     assert after["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
     with pytest.raises(SystemExit, match="--warmup-steps must be at least 0"):
         tr.parse_args(["--warmup-steps", "-1"])
+
+
+def test_qk_norm_is_part_of_the_config(data, tmp_path):
+    """--qk-norm travels in the config: its export rebuilds with the norms, a run without it
+    cannot resume or start from it, and a checkpoint from before the option (no qk_norm key)
+    still resumes as the paper's model."""
+    state = train(data, tmp_path / "qk", "--max-steps", "2", "--qk-norm", "--export", str(tmp_path / "qk.pt"))
+    assert state["config"]["model"]["qk_norm"] is True
+    model, config, _ = load_dit_checkpoint(tmp_path / "qk.pt")
+    assert isinstance(model.blocks[0].attn.q_norm, torch.nn.RMSNorm)
+    with pytest.raises(SystemExit, match="--init-from: .* was trained with qk_norm=True .*flags say False"):
+        train(data, tmp_path / "x", "--max-steps", "1", "--init-from", str(tmp_path / "qk.pt"))
+    old = train(data, tmp_path / "old", "--max-steps", "2")
+    del old["config"]["model"]["qk_norm"]
+    torch.save(old, tmp_path / "old" / tr.CHECKPOINT)
+    assert train(data, tmp_path / "old", "--max-steps", "3", "--resume")["step"] == 3
 
 
 def test_max_steps_0_with_init_from_evaluates_an_export_with_guidance(data, tmp_path):
