@@ -295,8 +295,8 @@ def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
 
 
 def load_checkpoint(path: Path, expected: dict, flag: str = "--resume") -> dict:
-    if not path.exists():
-        raise SystemExit(f"{flag}: no checkpoint at {path}; train without {flag} first")
+    if not path.is_file():
+        raise SystemExit(f"{flag}: no checkpoint file at {path}; train without {flag} first")
     state = torch.load(path, map_location="cpu", weights_only=True)
     saved = state["config"]
     saved["model"].setdefault("qk_norm", False)       # checkpoints from before the option: off

@@ -88,13 +88,13 @@ sample_set() {
 FINAL=/tmp/export/dit_landscapes.pt
 if [ ! -f "$FINAL" ]; then                 # stopped at a non-finite loss: the latest snapshot
     FINAL=$(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 1)
-    echo "== no final export: the latest snapshot ${FINAL:-(none)} stands in ==" >> "$LOG"
-    sample_set fid_samples "$FINAL" 0
+    echo "== no final export: the latest snapshot ${FINAL:-(none: nothing to sample)} stands in ==" >> "$LOG"
+    if [ -n "$FINAL" ]; then sample_set fid_samples "$FINAL" 0; fi
 else
     tar czf "$OUT/fid_samples.tgz" -C /tmp/run fid_samples
 fi
-cp "$FINAL" "$OUT"/
-if [ -n "$INIT" ]; then
+if [ -n "$FINAL" ]; then cp "$FINAL" "$OUT"/; fi
+if [ -n "$INIT" ] && [ -n "$FINAL" ]; then
     if [ "$GUIDED" = 1 ]; then sample_set fid_samples_w0.5 "$FINAL" 0.5; fi
     FALLBACK=$(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 2 | head -n 1)
     if [ -n "$FALLBACK" ] && [ "$FALLBACK" != "$FINAL" ]; then

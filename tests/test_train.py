@@ -236,8 +236,10 @@ def test_bad_input_is_one_clear_line(data, tmp_path):
     train(data, tmp_path / "run", "--max-steps", "1")
     with pytest.raises(SystemExit, match=r"was trained with num_heads=2 \(flags say 4\)"):
         train(data, tmp_path / "run", "--max-steps", "2", "--resume", "--heads", "4")
-    with pytest.raises(SystemExit, match="--resume: no checkpoint at"):
+    with pytest.raises(SystemExit, match="--resume: no checkpoint file at"):
         train(data, tmp_path / "fresh", "--resume")
+    with pytest.raises(SystemExit, match="--init-from: no checkpoint file at"):   # a folder, or ''
+        train(data, tmp_path / "fresh", "--init-from", str(tmp_path))
 
 
 def test_torchrun_two_processes_split_data_and_agree(data, tmp_path):
