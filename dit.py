@@ -136,16 +136,19 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim)       # Q, K and V in one matrix product
         self.proj = nn.Linear(dim, dim)
-        d_h = dim // num_heads
-        self.q_norm = nn.RMSNorm(d_h, eps=1e-6) if qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(d_h, eps=1e-6) if qk_norm else nn.Identity()
+        self.qk_norm = qk_norm
+        if qk_norm:              # x / rms(x) · g over each head's d_h channels, g learnt (init 1)
+            self.q_norm = nn.RMSNorm(dim // num_heads, eps=1e-6)
+            self.k_norm = nn.RMSNorm(dim // num_heads, eps=1e-6)
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, T, D) → q, k, v, each (B, h, T, d_h), q and k normalised when qk_norm."""
         B, T, D = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads)   # (B, T, 3, h, d_h)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)                                       # 3 × (B, h, T, d_h)
-        return self.q_norm(q), self.k_norm(k), v
+        if self.qk_norm:         # in fp32 (the gains' dtype), then back to v's (bf16 under autocast)
+            q, k = self.q_norm(q.float()).type_as(v), self.k_norm(k.float()).type_as(v)
+        return q, k, v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
