@@ -129,7 +129,8 @@ class Attention(nn.Module):
     each head's query and key, with a learnt gain g, before their dot product.  Then
     |q·k|/√d_h ≤ √d_h·max|g_q|·max|g_k| whatever the weights do, which bounds the attention
     logits.  Without it they can grow until softmax puts all weight on one token (entropy
-    collapse) and training diverges: README, "What went badly", shows that in our first block."""
+    collapse) and training diverges: README, "What went badly, again", shows that in our first
+    block."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = False):
         super().__init__()
@@ -355,14 +356,19 @@ def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Ten
     """Per block, on one batch: (the largest |attention logit| q·k/√d_h, the mean entropy of the
     attention rows in nats).  Entropy ln T is uniform attention; near 0 every query looks at one
     token, the "entropy collapse" that comes with growing logits before a transformer's loss
-    diverges (Zhai et al. 2023).  `python inspect_attention.py` prints these for checkpoints."""
+    diverges (Zhai et al. 2023).  `python inspect_attention.py` prints these for checkpoints.
+    The model must be in eval mode (label dropout would make the numbers random); the logits
+    are computed in fp32 even inside an autocast region."""
+    if model.training:
+        raise ValueError("attention_stats needs model.eval(): label dropout makes training-mode numbers random")
     found = []
 
     def record(attn: Attention, inputs: tuple, output: torch.Tensor) -> None:
         q, k, _ = attn.heads(inputs[0])                                     # (B, h, T, d_h)
-        logits = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5   # (B, h, T, T)
-        rows = logits.softmax(dim=-1)
-        entropy = torch.special.entr(rows).sum(dim=-1)                      # −Σ p ln p, (B, h, T)
+        with torch.autocast(q.device.type, enabled=False):                # fp32 throughout
+            logits = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5   # (B, h, T, T)
+            rows = logits.softmax(dim=-1)
+            entropy = torch.special.entr(rows).sum(dim=-1)                  # −Σ p ln p, (B, h, T)
         found.append((logits.abs().amax().item(), entropy.mean().item()))
 
     hooks = [block.attn.register_forward_hook(record) for block in model.blocks]

@@ -21,7 +21,8 @@
 # no optimiser state: the 118 MB resumable checkpoint cannot come back through the 16 MiB file
 # limit), a new SEED for new data order and noise, and an lr warm-up (WARMUP steps).  Since a
 # long leg can degrade late (report/h200_leg2_unstable), it also samples the 5,000 FID images
-# from the snapshot before the last, to fall back on, and from the final model at w = 0.5.
+# from the second-newest snapshot (the newest is usually just before the end), to fall back on,
+# and from the final model at w = 0.5.
 set -u
 : "${OUT:?set OUT to the folder for the results}"
 BUDGET_S=${BUDGET_S:-555}
@@ -39,6 +40,8 @@ QK_NORM=${QK_NORM:-0}
 MODEL=(--model DiT-Ti/2)
 if [ "$QK_NORM" = 1 ]; then MODEL+=(--qk-norm); fi
 LOG="$OUT/train.log"
+# A machine stays warm between calls: nothing of an earlier call may pass for this one's.
+rm -rf /tmp/run /tmp/export /tmp/eager /tmp/fid_samples* /tmp/compiled.log
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$LOG" 2>&1
 $PY -c "import torch; print('torch', torch.__version__)" >> "$LOG" 2>&1
 
@@ -63,8 +66,7 @@ minutes_left() { $PY -c "print(max(0.5, round(($BUDGET_S - $SECONDS - $RESERVE) 
 RUN=(--ckpt-every 2000 --out /tmp/run --export /tmp/export/dit_landscapes.pt --export-every "$EXPORT_EVERY" --fid 5000)
 MINUTES=$(minutes_left)
 echo "== training, torch.compile, --max-minutes $MINUTES ==" >> "$LOG"
-$PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$MINUTES" > /tmp/compiled.log 2>&1
-cat /tmp/compiled.log >> "$LOG"
+$PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$MINUTES" 2>&1 | tee /tmp/compiled.log >> "$LOG"
 # Compiling failed: no export was written, and not because training stopped at a non-finite loss
 # (then an eager rerun of the same seed would only diverge again).
 if [ ! -f /tmp/export/dit_landscapes.pt ] && ! grep -q "not finite" /tmp/compiled.log; then
@@ -102,7 +104,9 @@ if [ -n "$INIT" ] && [ -n "$FINAL" ]; then
         sample_set "fid_samples_$(basename "$FALLBACK" .pt)" "$FALLBACK" 0
     fi
 else
-    for f in $(ls -v /tmp/export/dit_landscapes-step*.pt | tail -n 2); do cp "$f" "$OUT"/; done
+    for f in $(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 2); do
+        if [ "$f" != "$FINAL" ]; then cp "$f" "$OUT"/; fi
+    done
 fi
 echo "== done after $SECONDS s ==" >> "$LOG"
 ls -la "$OUT" >> "$LOG"

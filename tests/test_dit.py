@@ -116,8 +116,8 @@ def test_attention_stats_closed_forms():
 
 def test_qk_norm_bounds_the_attention_logits():
     """With qk_norm, |q·k|/√d_h ≤ √d_h·max|g_q|·max|g_k| (RMS-normalised rows have norm √d_h):
-    grow the Q/K weights 100× (what long runs did to our first block) and the logits stay under
-    that bound, while without it they grow 10⁴× and the attention collapses."""
+    scale the Q/K weights 100× (a stand-in for whatever makes q and k grow in long runs) and the
+    logits stay under that bound, while without it they grow 10⁴× and the attention collapses."""
     x, t, y = torch.randn(4, 3, 16, 16), torch.randint(0, 1000, (4,)), torch.randint(0, 10, (4,))
     found = {}
     for qk_norm in (False, True):
@@ -140,6 +140,27 @@ def test_qk_norm_bounds_the_attention_logits():
     # Off, the model has no extra parameters: a paper config stays the paper's.
     assert sum(p.numel() for p in tiny(qk_norm=True).parameters()) == \
         sum(p.numel() for p in tiny().parameters()) + 2 * 2 * 32
+    with pytest.raises(ValueError, match="needs model.eval"):
+        attention_stats(tiny().train(), x, t, y)
+
+
+def test_qk_norm_under_bf16_autocast():
+    """Under bf16 autocast the norms run in fp32 and hand q and k back in v's dtype (bf16), so
+    both attention paths get one dtype; forward and backward stay close to fp32."""
+    model = tiny(qk_norm=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))          # off the zero init, so outputs are not 0
+    x, t, y = torch.randn(4, 3, 16, 16), torch.randint(0, 1000, (4,)), torch.randint(0, 10, (4,))
+    reference = model(x, t, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q, k, v = model.blocks[0].attn.heads(torch.randn(4, 16, 64))
+        assert q.dtype == k.dtype == v.dtype == torch.bfloat16
+        out = model(x, t, y)
+    assert (out.float() - reference).abs().max() < 0.05 * reference.abs().max()
+    out.float().pow(2).mean().backward()
+    gain = model.blocks[0].attn.q_norm.weight
+    assert gain.grad is not None and gain.grad.dtype == torch.float32 and gain.grad.abs().sum() > 0
 
 
 def test_position_embedding_matches_diffusers():

@@ -419,6 +419,8 @@ def test_warmup_scales_adams_first_step(data, tmp_path):
         assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / max(1, int(warmup)))
     assert moved["0"] == pytest.approx(1e-3, rel=1e-3)
     assert moved["4"] == pytest.approx(1e-3 / 4, rel=1e-3)
+    middle = train(data, tmp_path / "middle", "--max-steps", "2", "--lr", "1e-3", "--warmup-steps", "4")
+    assert middle["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 2 / 4)
     after = train(data, tmp_path / "after", "--max-steps", "6", "--lr", "1e-3", "--warmup-steps", "4")
     assert after["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
     with pytest.raises(SystemExit, match="--warmup-steps must be at least 0"):
