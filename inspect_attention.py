@@ -2,6 +2,7 @@
 entropy, on the same noised training images for every checkpoint.
 
     python inspect_attention.py checkpoints/dit_landscapes.pt runs/<run>/checkpoint.pt ...
+    python inspect_attention.py A.pt B.pt C.pt --plot growth.png --labels early middle late
 
 Why: a transformer whose attention logits q·k/√d_h keep growing ends with softmax rows that put
 all their weight on one token (entropy → 0), and its loss diverges soon after (Dehghani et al.
@@ -33,13 +34,45 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--n", type=int, default=64, help="images per timestep")
     ap.add_argument("--t", type=int, nargs="+", default=[50, 500, 950], help="timesteps to probe")
     ap.add_argument("--seed", type=int, default=0, help="picks the images and the noise")
+    ap.add_argument("--plot", default=None, metavar="PNG",
+                    help="also draw, at the first --t, each block's largest logit and entropy "
+                         "across the checkpoints, in the order given")
+    ap.add_argument("--labels", nargs="+", default=None,
+                    help="names for the checkpoints on the plot, in order (else folder/file)")
     args = ap.parse_args(argv)
+    if args.labels is not None and len(args.labels) != len(args.checkpoints):
+        raise SystemExit(f"--labels: {len(args.labels)} names for {len(args.checkpoints)} checkpoints")
     if args.n < 1:
         raise SystemExit("--n must be at least 1")
     return args
 
 
-def main(args: argparse.Namespace) -> None:
+def plot(table: list[list[tuple[float, float]]], labels: list[str], t_value: int, path: Path) -> None:
+    """table[c][b] = (largest logit, entropy) of block b in checkpoint c: one line per block."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_logit, ax_entropy) = plt.subplots(1, 2, figsize=(12, 4.2))
+    x = range(len(labels))
+    for b in range(len(table[0])):
+        ax_logit.plot(x, [row[b][0] for row in table], marker="o", label=f"block {b}")
+        ax_entropy.plot(x, [row[b][1] for row in table], marker="o", label=f"block {b}")
+    ax_logit.set(yscale="log", ylabel="largest |q·k|/√d_h", title=f"Largest attention logit (t = {t_value})")
+    ax_entropy.set(ylabel="nats", title=f"Mean attention entropy (t = {t_value}; 0 = one token)")
+    for ax in (ax_logit, ax_entropy):
+        ax.set_xticks(list(x), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_xlabel("checkpoint")
+        ax.grid(alpha=0.3)
+    ax_logit.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> list[list[list[tuple[float, float]]]]:
+    """Prints the table; returns stats[checkpoint][t][block] = (largest logit, entropy)."""
     for path in args.checkpoints:
         if not Path(path).is_file():
             raise SystemExit(f"no checkpoint at {path}: pass a checkpoint.pt or an --export file")
@@ -52,6 +85,7 @@ def main(args: argparse.Namespace) -> None:
     y = data.labels[pick]                                                     # (n,)
     eps = torch.randn(x0.shape, generator=g)                                  # the same ε for all
 
+    found = []
     for path, (model, config, _) in zip(args.checkpoints, models):
         if model.input_size != size:
             raise SystemExit(f"{path} is a {model.input_size} px model; the first is {size} px")
@@ -60,14 +94,21 @@ def main(args: argparse.Namespace) -> None:
         alpha_bar = alpha_bar_from_betas(make_betas(config["diffusion"]["schedule"], config["diffusion"]["T"]))
         norm = torch.cat([p.flatten() for p in model.parameters()]).norm().item()
         print(f"\n{path}: ‖θ‖ = {norm:.1f}; per block: largest |logit| and mean entropy (nats)")
+        found.append([])
         for t_value in args.t:
             t = torch.full((len(y),), t_value)
             x_t = add_noise(x0, t, eps, alpha_bar)                            # (n, 3, H, W)
             stats = attention_stats(model, x_t, t, y)
+            found[-1].append(stats)
             with torch.no_grad():
                 mse = (model.eps(x_t, t, y) - eps).pow(2).mean().item()       # ‖ε − ε̂‖², this batch
             blocks = "  ".join(f"b{i} {m:9.1f} {h:4.2f}" for i, (m, h) in enumerate(stats))
             print(f"  t = {t_value:3d}  loss {mse:.5f}  {blocks}")
+    if args.plot:
+        labels = args.labels or [f"{Path(p).parent.name}/{Path(p).stem}" for p in args.checkpoints]
+        plot([per_t[0] for per_t in found], labels, args.t[0], Path(args.plot))
+        print(f"\nwrote {args.plot}")
+    return found
 
 
 if __name__ == "__main__":

@@ -443,6 +443,26 @@ def test_qk_norm_is_part_of_the_config(data, tmp_path):
     assert train(data, tmp_path / "old", "--max-steps", "3", "--resume")["step"] == 3
 
 
+def test_inspect_attention_on_trained_checkpoints(data, tmp_path):
+    """inspect_attention.py: the same images and noise for every checkpoint (a checkpoint given
+    twice gives the same numbers, two trainings different ones), one row per --t and block,
+    and the plot."""
+    import inspect_attention
+    train(data, tmp_path / "a", "--max-steps", "2", "--lr", "1e-2", "--export", str(tmp_path / "a.pt"))
+    train(data, tmp_path / "b", "--max-steps", "6", "--lr", "1e-2", "--export", str(tmp_path / "b.pt"))
+    a, b = str(tmp_path / "a.pt"), str(tmp_path / "b.pt")
+    plot = tmp_path / "growth.png"
+    found = inspect_attention.main(inspect_attention.parse_args(
+        [a, b, a, "--data", str(data), "--n", "8", "--t", "10", "900", "--plot", str(plot)]))
+    assert [len(per_t) for per_t in found] == [2, 2, 2] and len(found[0][0]) == 2   # 2 blocks
+    assert found[0] == found[2] and found[0] != found[1]
+    assert plot.stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="--labels: 1 names for 2 checkpoints"):
+        inspect_attention.parse_args([a, b, "--labels", "x"])
+    with pytest.raises(SystemExit, match="no checkpoint at"):
+        inspect_attention.main(inspect_attention.parse_args([str(tmp_path / "none.pt")]))
+
+
 def test_max_steps_0_with_init_from_evaluates_an_export_with_guidance(data, tmp_path):
     """`--init-from X --max-steps 0 --fid N` scores an exported model without training it;
     --guidance reaches the sampler (other samples than w = 0 from the same seed)."""
