@@ -114,12 +114,16 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x.to(scale.dtype) * (1 + scale[:, None, :]) + shift[:, None, :]
 
 
+def attention_logits(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Q Kᵀ / √d_h: q, k (B, h, T, d_h) → (B, h, T, T), the scores softmax turns into weights."""
+    return (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+
+
 def attention_written_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(Q Kᵀ / √d_h) V with the (T × T) score matrix made explicit.
 
     q, k, v: (B, h, T, d_h) → (B, h, T, d_h).  Same maths as F.scaled_dot_product_attention."""
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)              # (B, h, T, T)
-    return scores.softmax(dim=-1) @ v                                     # (B, h, T, d_h)
+    return attention_logits(q, k).softmax(dim=-1) @ v                    # (B, h, T, d_h)
 
 
 class Attention(nn.Module):
@@ -366,7 +370,7 @@ def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Ten
     def record(attn: Attention, inputs: tuple, output: torch.Tensor) -> None:
         q, k, _ = attn.heads(inputs[0])                                     # (B, h, T, d_h)
         with torch.autocast(q.device.type, enabled=False):                # fp32 throughout
-            logits = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5   # (B, h, T, T)
+            logits = attention_logits(q.float(), k.float())                # (B, h, T, T)
             rows = logits.softmax(dim=-1)
             entropy = torch.special.entr(rows).sum(dim=-1)                  # −Σ p ln p, (B, h, T)
         found.append((logits.abs().amax().item(), entropy.mean().item()))

@@ -76,6 +76,9 @@ if [ ! -f /tmp/export/dit_landscapes.pt ] && ! grep -q "not finite" /tmp/compile
     $PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --max-minutes "$MINUTES" >> "$LOG" 2>&1
 fi
 
+# The --export-every snapshots written so far, oldest first.
+snapshots() { ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null; }
+
 # FID samples of an export, evaluation only: sample_set NAME MODEL W
 sample_set() {
     echo "== FID samples: $2, guidance w = $3 ==" >> "$LOG"
@@ -89,7 +92,7 @@ sample_set() {
 # in one archive, the plots and the metrics.
 FINAL=/tmp/export/dit_landscapes.pt
 if [ ! -f "$FINAL" ]; then                 # stopped at a non-finite loss: the latest snapshot
-    FINAL=$(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 1)
+    FINAL=$(snapshots | tail -n 1)
     echo "== no final export: the latest snapshot ${FINAL:-(none: nothing to sample)} stands in ==" >> "$LOG"
     if [ -n "$FINAL" ]; then sample_set fid_samples "$FINAL" 0; fi
 else
@@ -98,13 +101,13 @@ fi
 if [ -n "$FINAL" ]; then cp "$FINAL" "$OUT"/; fi
 if [ -n "$INIT" ] && [ -n "$FINAL" ]; then
     if [ "$GUIDED" = 1 ]; then sample_set fid_samples_w0.5 "$FINAL" 0.5; fi
-    FALLBACK=$(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 2 | head -n 1)
+    FALLBACK=$(snapshots | tail -n 2 | head -n 1)
     if [ -n "$FALLBACK" ] && [ "$FALLBACK" != "$FINAL" ]; then
         cp "$FALLBACK" "$OUT"/
         sample_set "fid_samples_$(basename "$FALLBACK" .pt)" "$FALLBACK" 0
     fi
 else
-    for f in $(ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null | tail -n 2); do
+    for f in $(snapshots | tail -n 2); do
         if [ "$f" != "$FINAL" ]; then cp "$f" "$OUT"/; fi
     done
 fi
