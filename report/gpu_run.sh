@@ -8,6 +8,8 @@
 #   OUT=/tmp/out INIT=checkpoints/dit_landscapes.pt SEED=1 WARMUP=500 EAGER_CHECK=0 \
 #       bash report/gpu_run.sh                                   # leg 2: on from the shipped export
 #   OUT=/tmp/out QK_NORM=1 bash report/gpu_run.sh                # from scratch, with QK-norm
+#   OUT=/tmp/out QK_NORM=1 RESUME=1 bash report/gpu_run.sh       # the next call, same warm machine:
+#                                                                # continue that run, AdamW and all
 #
 # Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000), GPU_TESTS=0 and GUIDED=0 to skip the
 # GPU tests and the w = 0.5 samples of a second leg (both cost time a short call lacks).
@@ -23,6 +25,11 @@
 # long leg can degrade late (report/h200_leg2_unstable), it also samples the 5,000 FID images
 # from the second-newest snapshot (the newest is usually just before the end), to fall back on,
 # and from the final model at w = 0.5.
+#
+# RESUME=1 continues the previous call's run instead, from its full checkpoint
+# (/tmp/run/checkpoint.pt: model, EMA, AdamW moments, RNG): that file cannot come back through the
+# file limit, but a machine stays warm for a short while after a call, and a call made within that
+# while finds it still there.  Pass the same knobs as the call that started the run.
 set -u
 : "${OUT:?set OUT to the folder for the results}"
 BUDGET_S=${BUDGET_S:-555}
@@ -37,11 +44,24 @@ GPU_TESTS=${GPU_TESTS:-1}
 GUIDED=${GUIDED:-1}
 EXPORT_EVERY=${EXPORT_EVERY:-3000}
 QK_NORM=${QK_NORM:-0}
+RESUME=${RESUME:-0}
 MODEL=(--model DiT-Ti/2)
 if [ "$QK_NORM" = 1 ]; then MODEL+=(--qk-norm); fi
 LOG="$OUT/train.log"
 # A machine stays warm between calls: nothing of an earlier call may pass for this one's.
-rm -rf /tmp/run /tmp/export /tmp/eager /tmp/fid_samples* /tmp/compiled.log
+rm -rf /tmp/eager /tmp/fid_samples* /tmp/compiled.log /tmp/export.earlier
+if [ "$RESUME" = 1 ]; then
+    if [ ! -f /tmp/run/checkpoint.pt ]; then
+        echo "RESUME=1: no /tmp/run/checkpoint.pt here (a fresh machine, not the warm one of the" \
+             "last call); run without RESUME to start a new run" | tee -a "$LOG"
+        exit 1
+    fi
+    # The earlier call's exports move aside (its final export must not pass for this call's).
+    rm -rf /tmp/run/fid_samples
+    if [ -d /tmp/export ]; then mv /tmp/export /tmp/export.earlier; fi
+else
+    rm -rf /tmp/run /tmp/export
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$LOG" 2>&1
 $PY -c "import torch; print('torch', torch.__version__)" >> "$LOG" 2>&1
 
@@ -53,7 +73,8 @@ fi
 COMMON=("${MODEL[@]}" --epochs 100000 --batch-size 1024 --lr "$LR" --grad-clip "$CLIP" --seed "$SEED")
 if [ "$WARMUP" != 0 ]; then COMMON+=(--warmup-steps "$WARMUP"); fi
 if [ -n "$INIT" ]; then COMMON+=(--init-from "$INIT"); fi
-if [ "$EAGER_CHECK" = 1 ]; then
+if [ "$RESUME" = 1 ]; then COMMON+=(--resume /tmp/run/checkpoint.pt); fi
+if [ "$EAGER_CHECK" = 1 ] && [ "$RESUME" != 1 ]; then
     echo "== eager speed check: batch 1024, 0.3 minutes ==" >> "$LOG"
     $PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out /tmp/eager >> "$LOG" 2>&1
 fi
@@ -72,7 +93,8 @@ $PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$MINU
 if [ ! -f /tmp/export/dit_landscapes.pt ] && ! grep -q "not finite" /tmp/compiled.log; then
     MINUTES=$(minutes_left)
     echo "== the compiled run left no export: eager for the $MINUTES minutes left ==" >> "$LOG"
-    rm -rf /tmp/run /tmp/export
+    rm -rf /tmp/export
+    if [ "$RESUME" != 1 ]; then rm -rf /tmp/run; fi   # a resumed run's checkpoint stays
     $PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --max-minutes "$MINUTES" >> "$LOG" 2>&1
 fi
 
