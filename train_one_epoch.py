@@ -77,7 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="0: batches are gathered from the uint8 images held on the training "
                            "device (fastest); N > 0: N DataLoader workers gather them on the host "
                            "(for data too large for the device's memory)")
-    model = ap.add_argument_group("model (DiT-Ti by default: the paper's shapes, CPU-sized)")
+    model = ap.add_argument_group(
+        "model (DiT-Ti by default: the paper's shapes, CPU-sized; with --init-from or --resume, "
+        "the checkpoint's model, unless these flags say otherwise)")
     model.add_argument("--model", default=None, choices=list(DIT_CONFIGS), metavar="NAME",
                        help="a named config from dit.py (e.g. DiT-S/4); sets depth, hidden, heads "
                             "and patch, which the flags below then override")
@@ -88,9 +90,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--heads", type=int, default=None, help="attention heads (default 4)")
     model.add_argument("--class-dropout", type=float, default=0.1,
                        help="label dropout to the null class, so cfg.py can guide (paper: 0.1)")
-    model.add_argument("--qk-norm", action="store_true",
+    model.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="RMS-normalise queries and keys (not in the paper): bounds the "
-                            "attention logits, whose growth made long runs diverge here")
+                            "attention logits, whose growth made long runs diverge here "
+                            "(default: off, or as the checkpoint of --init-from/--resume)")
     diffusion = ap.add_argument_group("diffusion")
     diffusion.add_argument("--T", type=int, default=1000, help="diffusion steps (paper: 1000)")
     diffusion.add_argument("--schedule", default="linear", choices=SCHEDULES,
@@ -146,14 +149,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--no-samples", action="store_true", help="skip samples.png")
     args = ap.parse_args(argv)
 
-    # Resolve the model shape: named config → flags → DiT-Ti defaults.
-    base = dict(DIT_CONFIGS[args.model or "DiT-Ti/2"])
+    # Resolve the model: each flag, else the named config, else the model of the checkpoint this
+    # run starts from or continues, else DiT-Ti/2.  So `--init-from X --max-steps 0` evaluates X
+    # with no flags repeated, and a flag that contradicts X is a one-line error (load_checkpoint).
+    base = dict(DIT_CONFIGS["DiT-Ti/2"], qk_norm=False)
+    base.update({k: v for k, v in (source_model_config(args) or {}).items() if k in base})
+    base.update(DIT_CONFIGS[args.model] if args.model else {})
     for key, flag in (("patch_size", "patch"), ("depth", "depth"), ("hidden_size", "hidden"),
-                      ("num_heads", "heads")):
+                      ("num_heads", "heads"), ("qk_norm", "qk_norm")):
         if getattr(args, flag) is not None:
             base[key] = getattr(args, flag)
-    args.patch, args.depth, args.hidden, args.heads = (
-        base["patch_size"], base["depth"], base["hidden_size"], base["num_heads"])
+    args.patch, args.depth, args.hidden, args.heads, args.qk_norm = (
+        base["patch_size"], base["depth"], base["hidden_size"], base["num_heads"], base["qk_norm"])
 
     # Bad input: one clear line each, before any work is done.
     try:
@@ -187,6 +194,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.out is None:
         args.out = f"runs/DiT-{args.depth}x{args.hidden}-p{args.patch}-{args.image_size}px"
     return args
+
+
+def source_model_config(args: argparse.Namespace) -> dict | None:
+    """The model config saved in the checkpoint that --init-from or --resume names (for a bare
+    --resume, <out>/checkpoint.pt when --out is given), or None where there is none to read:
+    main's load_checkpoint then says in one line that the file is missing."""
+    if args.init_from is not None:
+        flag, path = "--init-from", Path(args.init_from)
+    elif args.resume not in (None, "auto"):
+        flag, path = "--resume", Path(args.resume)
+    elif args.resume == "auto" and args.out is not None:
+        flag, path = "--resume", Path(args.out) / CHECKPOINT
+    else:
+        return None
+    if not path.is_file():
+        return None
+    try:                                  # mmap: the config is read, not the 100 MB of tensors
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["config"]["model"]
+    except Exception as e:                # not a checkpoint: a torch or pickle error, or no config
+        raise SystemExit(f"{flag}: {path} is not a checkpoint of this script ({type(e).__name__}); "
+                         f"pass a checkpoint.pt or an --export file")
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════

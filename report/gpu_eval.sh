@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # FID samples for a trained model on a lent GPU, for a sweep of guidance weights w and DDIM
 # step counts: each setting is `train_one_epoch.py --init-from MODEL --max-steps 0 --fid 5000`
-# (evaluation only), and its 5,000 samples come back as fid_samples_w<w>_s<steps>.tgz, to be
-# scored with `python fid.py <folder> data/landscapes-32px-test-seed1-n5000` (the GPU machine
-# has no FID weights).  Sampling 5,000 images there takes seconds; on 2 CPU cores, an hour.
+# (evaluation only; the model's shape and options come from MODEL), and its 5,000 samples come
+# back as fid_samples_w<w>_s<steps>.tgz, to be scored with `python fid.py <folder>
+# data/landscapes-32px-test-seed1-n5000` (the GPU machine has no FID weights).  Sampling 5,000
+# images there takes seconds; on 2 CPU cores, an hour.
 #
 #   OUT=/tmp/out MODEL=checkpoints/dit_landscapes.pt bash report/gpu_eval.sh
 set -u
@@ -11,14 +12,13 @@ set -u
 MODEL=${MODEL:-checkpoints/dit_landscapes.pt}
 SETTINGS=${SETTINGS:-"1:50 0.5:50 2:50 4:50 0:100"}      # w:steps
 PY=${PY:-python3}
-QK=""; if [ "${QK_NORM:-0}" = 1 ]; then QK=--qk-norm; fi    # a model trained with --qk-norm
 LOG="$OUT/eval.log"
 for setting in $SETTINGS; do
     w=${setting%%:*}; steps=${setting##*:}
     run=/tmp/eval_w${w}_s${steps}
     echo "== guidance w = $w, $steps DDIM steps ==" >> "$LOG"
     rm -rf "$run"                                  # no stale samples from an earlier call
-    if $PY train_one_epoch.py --model DiT-Ti/2 $QK --init-from "$MODEL" --max-steps 0 --fid 5000 \
+    if $PY train_one_epoch.py --init-from "$MODEL" --max-steps 0 --fid 5000 \
         --guidance "$w" --sample-steps "$steps" --batch-size 1000 --no-samples --out "$run" >> "$LOG" 2>&1; then
         tar czf "$OUT/fid_samples_w${w}_s${steps}.tgz" -C "$run" fid_samples
         echo "   packed after $SECONDS s" >> "$LOG"

@@ -105,7 +105,7 @@ snapshots() { ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null; }
 sample_set() {
     echo "== FID samples: $2, guidance w = $3 ==" >> "$LOG"
     rm -rf "/tmp/$1"
-    $PY train_one_epoch.py "${MODEL[@]}" --init-from "$2" --max-steps 0 --fid 5000 --guidance "$3" \
+    $PY train_one_epoch.py --init-from "$2" --max-steps 0 --fid 5000 --guidance "$3" \
         --batch-size 1000 --no-samples --out "/tmp/$1" >> "$LOG" 2>&1 \
         && tar czf "$OUT/$1.tgz" -C "/tmp/$1" fid_samples
 }

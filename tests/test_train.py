@@ -15,7 +15,7 @@ import torch
 
 import landscapes
 import train_one_epoch as tr
-from dit import load_dit_checkpoint
+from dit import DIT_CONFIGS, load_dit_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "16", "--model", "DiT-Mi/4", "--batch-size", "16", "--precision", "fp32",
@@ -406,6 +406,34 @@ def test_init_from_an_export_starts_at_its_ema_weights(data, tmp_path):
                                "--depth", "3", "--init-from", str(tmp_path / "first.pt")]))
 
 
+def test_the_model_comes_from_the_checkpoint_a_run_starts_from(data, tmp_path):
+    """With --init-from or --resume and no model flags, the shape and options are the
+    checkpoint's (so evaluating an export needs no flags repeated); a flag still wins, and
+    without a checkpoint the default is DiT-Ti/2 without QK-norm."""
+    train(data, tmp_path / "run", "--max-steps", "1", "--depth", "1", "--qk-norm",
+          "--export", str(tmp_path / "small.pt"))
+    mi = DIT_CONFIGS["DiT-Mi/4"]
+    for source in (["--init-from", str(tmp_path / "small.pt")],
+                   ["--resume", str(tmp_path / "run" / tr.CHECKPOINT)],
+                   ["--out", str(tmp_path / "run"), "--resume"]):
+        args = tr.parse_args(source)
+        assert (args.depth, args.hidden, args.heads, args.patch, args.qk_norm) == (
+            1, mi["hidden_size"], mi["num_heads"], mi["patch_size"], True)
+    args = tr.parse_args(["--init-from", str(tmp_path / "small.pt"), "--depth", "2", "--no-qk-norm"])
+    assert (args.depth, args.qk_norm) == (2, False)
+    ti = DIT_CONFIGS["DiT-Ti/2"]
+    args = tr.parse_args([])
+    assert (args.depth, args.hidden, args.heads, args.patch, args.qk_norm) == (
+        ti["depth"], ti["hidden_size"], ti["num_heads"], ti["patch_size"], False)
+    tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path / "eval"), "--image-size", "16",
+                           "--batch-size", "16", "--device", "cpu", "--no-samples", "--max-steps", "0",
+                           "--init-from", str(tmp_path / "small.pt")]))
+    assert torch.load(tmp_path / "eval" / tr.CHECKPOINT, weights_only=True)["config"]["model"]["depth"] == 1
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit, match="--init-from: .*junk.pt is not a checkpoint of this script"):
+        tr.parse_args(["--init-from", str(tmp_path / "junk.pt")])
+
+
 def test_warmup_scales_adams_first_step(data, tmp_path):
     """Adam's first step moves each weight by lr₁·m̂/(√v̂ + ε) = lr₁·g/(|g| + ε) ≈ ±lr₁, whatever
     the gradient: that is the jolt a fresh optimiser gives a trained model.  --warmup-steps 4
@@ -428,15 +456,17 @@ def test_warmup_scales_adams_first_step(data, tmp_path):
 
 
 def test_qk_norm_is_part_of_the_config(data, tmp_path):
-    """--qk-norm travels in the config: its export rebuilds with the norms, a run without it
-    cannot resume or start from it, and a checkpoint from before the option (no qk_norm key)
-    still resumes as the paper's model."""
+    """--qk-norm travels in the config: its export rebuilds with the norms, a run that starts
+    from it keeps them unless --no-qk-norm contradicts it (a one-line error), and a checkpoint
+    from before the option (no qk_norm key) still resumes as the paper's model."""
     state = train(data, tmp_path / "qk", "--max-steps", "2", "--qk-norm", "--export", str(tmp_path / "qk.pt"))
     assert state["config"]["model"]["qk_norm"] is True
     model, config, _ = load_dit_checkpoint(tmp_path / "qk.pt")
     assert isinstance(model.blocks[0].attn.q_norm, torch.nn.RMSNorm)
+    assert train(data, tmp_path / "y", "--max-steps", "1", "--init-from",
+                 str(tmp_path / "qk.pt"))["config"]["model"]["qk_norm"] is True
     with pytest.raises(SystemExit, match="--init-from: .* was trained with qk_norm=True .*flags say False"):
-        train(data, tmp_path / "x", "--max-steps", "1", "--init-from", str(tmp_path / "qk.pt"))
+        train(data, tmp_path / "x", "--max-steps", "1", "--no-qk-norm", "--init-from", str(tmp_path / "qk.pt"))
     old = train(data, tmp_path / "old", "--max-steps", "2")
     del old["config"]["model"]["qk_norm"]
     torch.save(old, tmp_path / "old" / tr.CHECKPOINT)
