@@ -317,7 +317,7 @@ def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
                  ema={k: v.to("cpu", torch.bfloat16) for k, v in state["ema"].items()},
                  trained={k: v for k, v in metrics.items()
                           if k in ("steps", "epochs", "wall_time_s", "device", "precision",
-                                   "smoothed_loss", "command", "init_from") or k.startswith("fid")})
+                                   "smoothed_loss", "command", "legs", "init_from") or k.startswith("fid")})
     save_checkpoint(path, small)
     return path
 
@@ -622,6 +622,8 @@ def main(args: argparse.Namespace) -> None:
         step, ema_updates, history = state["step"], state["ema_updates"], state["history"]
         # Checkpoints from before the gradient norm was recorded: unknown (NaN) for their steps.
         history.setdefault("grad_norm", [float("nan")] * len(history["loss"]))
+        # Checkpoints from before the legs were recorded: one leg of unknown command so far.
+        history.setdefault("legs", [dict(from_step=0, command=None, device=None)])
         wall_before = state["wall_time"]
         set_rng_state(state["rng"][rank % len(state["rng"])], device)
         log(f"resumed {path} at step {step}")
@@ -638,6 +640,13 @@ def main(args: argparse.Namespace) -> None:
         init_from = dict(path=args.init_from, **{k: earlier.get(k) for k in
                                                  ("steps", "wall_time_s", "device", "command")})
         log(f"starting from the EMA weights of {args.init_from} ({earlier.get('steps')} steps)")
+
+    # Each process that trains this run is one leg (the first, then one per --resume): its
+    # command goes into metrics.json and the export, so a run made of several calls names them all.
+    command = shlex.join([sys.executable] + sys.argv)
+    history.setdefault("legs", [])
+    if step < total_steps:                # an evaluation (--max-steps 0) trains nothing: no leg
+        history["legs"].append(dict(from_step=step, command=command, device=str(device)))
 
     train_model = torch.compile(model) if args.compile else model
     if world > 1:
@@ -667,7 +676,7 @@ def main(args: argparse.Namespace) -> None:
         return dict(steps=step, epochs=step / steps_per_epoch, wall_time_s=wall_time_s,
                     smoothed_loss=sum(tail) / len(tail) if tail else None,
                     device=str(device), precision=precision, init_from=init_from,
-                    command=shlex.join([sys.executable] + sys.argv))
+                    command=command, legs=history["legs"])
 
     def write_checkpoint() -> None:
         flush()                             # a NaN among the unread losses stops before the write

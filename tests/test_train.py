@@ -4,6 +4,7 @@ clearly, and runs data-parallel under torchrun."""
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -432,6 +433,25 @@ def test_the_model_comes_from_the_checkpoint_a_run_starts_from(data, tmp_path):
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     with pytest.raises(SystemExit, match="--init-from: .*junk.pt is not a checkpoint of this script"):
         tr.parse_args(["--init-from", str(tmp_path / "junk.pt")])
+
+
+def test_a_resumed_run_records_every_legs_command(data, tmp_path):
+    """A run trained in several calls (the first, then --resume) names each call's command and
+    starting step in metrics.json and in its export; a checkpoint from before the record keeps
+    one leg of unknown command in front; an evaluation (--max-steps 0) adds no leg."""
+    train(data, tmp_path / "run", "--max-steps", "2")
+    train(data, tmp_path / "run", "--max-steps", "3", "--resume", "--export", str(tmp_path / "run.pt"))
+    legs = json.loads((tmp_path / "run" / "metrics.json").read_text())["legs"]
+    assert [leg["from_step"] for leg in legs] == [0, 2]
+    this_process = shlex.join([sys.executable] + sys.argv)       # what pytest was started with
+    assert all(leg["command"] == this_process and leg["device"] == "cpu" for leg in legs)
+    assert torch.load(tmp_path / "run.pt", weights_only=True)["trained"]["legs"] == legs
+    state = train(data, tmp_path / "run", "--max-steps", "3", "--resume")         # nothing to train
+    assert len(state["history"]["legs"]) == 2
+    del state["history"]["legs"]
+    torch.save(state, tmp_path / "run" / tr.CHECKPOINT)
+    legs = train(data, tmp_path / "run", "--max-steps", "4", "--resume")["history"]["legs"]
+    assert [(leg["from_step"], leg["command"] is None) for leg in legs] == [(0, True), (3, False)]
 
 
 def test_warmup_scales_adams_first_step(data, tmp_path):
