@@ -25,6 +25,7 @@ Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 from typing import Callable, Iterator
 
@@ -356,15 +357,17 @@ class DiT(nn.Module):
 
 
 @torch.no_grad()
-def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
-    """Per block, on one batch: (the largest |attention logit| q·k/√d_h, the mean entropy of the
-    attention rows in nats).  Entropy ln T is uniform attention; near 0 every query looks at one
-    token, the "entropy collapse" that comes with growing logits before a transformer's loss
-    diverges (Zhai et al. 2023).  `python inspect_attention.py` prints these for checkpoints.
+@contextlib.contextmanager
+def recording_attention(model: DiT) -> Iterator[list[tuple[float, float]]]:
+    """Inside `with recording_attention(model) as found:`, each forward pass appends, per block,
+    (the largest |attention logit| q·k/√d_h, the mean entropy of the attention rows in nats) to
+    `found`.  Entropy ln T is uniform attention; near 0 every query looks at one token, the
+    "entropy collapse" that comes with growing logits before a transformer's loss diverges
+    (Zhai et al. 2023).  `python inspect_attention.py` prints these for checkpoints.
     The model must be in eval mode (label dropout would make the numbers random); the logits
     are computed in fp32 even inside an autocast region."""
     if model.training:
-        raise ValueError("attention_stats needs model.eval(): label dropout makes training-mode numbers random")
+        raise ValueError("attention statistics need model.eval(): label dropout makes training-mode numbers random")
     found = []
 
     def record(attn: Attention, inputs: tuple, output: torch.Tensor) -> None:
@@ -377,10 +380,18 @@ def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Ten
 
     hooks = [block.attn.register_forward_hook(record) for block in model.blocks]
     try:
-        model(x_t, t, y)
+        yield found
     finally:
         for hook in hooks:
             hook.remove()
+
+
+@torch.no_grad()
+def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+    """Per block, on one batch: (largest |attention logit|, mean attention entropy), as
+    `recording_attention` defines them."""
+    with recording_attention(model) as found:
+        model(x_t, t, y)
     return found
 
 

@@ -8,10 +8,11 @@ Why: a transformer whose attention logits q·k/√d_h keep growing ends with sof
 all their weight on one token (entropy → 0), and its loss diverges soon after (Dehghani et al.
 2023, Zhai et al. 2023).  The loss curve shows that only once it happens; these two numbers show
 it coming.  The uniform-attention entropy is ln T (ln 256 = 5.55 for 256 tokens).  README,
-"What went badly", reads the table this prints for the shipped model and two runs that diverged.
+"What went badly", reads the table this prints for the session-4 model, the runs that diverged
+and the shipped model (trained with QK-norm).
 
 For each t in --t, it noises the same --n training images (fixed seed) to x_t = √ᾱ_t·x0 +
-√(1−ᾱ_t)·ε with the checkpoint's own schedule and runs the EMA weights once (dit.attention_stats).
+√(1−ᾱ_t)·ε with the checkpoint's own schedule and runs the EMA weights once (dit.recording_attention).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 import landscapes
-from dit import attention_stats, load_dit_checkpoint
+from dit import load_dit_checkpoint, recording_attention
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -98,10 +99,9 @@ def main(args: argparse.Namespace) -> list[list[list[tuple[float, float]]]]:
         for t_value in args.t:
             t = torch.full((len(y),), t_value)
             x_t = add_noise(x0, t, eps, alpha_bar)                            # (n, 3, H, W)
-            stats = attention_stats(model, x_t, t, y)
-            found[-1].append(stats)
-            with torch.no_grad():
+            with torch.no_grad(), recording_attention(model) as stats:      # one forward pass
                 mse = (model.eps(x_t, t, y) - eps).pow(2).mean().item()       # ‖ε − ε̂‖², this batch
+            found[-1].append(stats)
             blocks = "  ".join(f"b{i} {m:9.1f} {h:4.2f}" for i, (m, h) in enumerate(stats))
             print(f"  t = {t_value:3d}  loss {mse:.5f}  {blocks}")
     if args.plot:

@@ -140,7 +140,7 @@ def test_qk_norm_bounds_the_attention_logits():
     # Off, the model has no extra parameters: a paper config stays the paper's.
     assert sum(p.numel() for p in tiny(qk_norm=True).parameters()) == \
         sum(p.numel() for p in tiny().parameters()) + 2 * 2 * 32
-    with pytest.raises(ValueError, match="needs model.eval"):
+    with pytest.raises(ValueError, match="need model.eval"):
         attention_stats(tiny().train(), x, t, y)
 
 
