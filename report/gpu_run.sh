@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The one command that trains the shipped model on a lent GPU (one call of at most 10 minutes,
-# see README "The shipped model").  Run from the repository root with OUT set to a folder for
-# what comes back; the training data must be in data/ (the machine has no diffusers and no FID
-# weights, so FID is scored afterwards with fid.py on the samples this leaves in $OUT).
+# The command that trains the shipped model on a lent GPU, one call of at most 10 minutes at a
+# time (see README "The shipped model": session 7 ran the QK_NORM=1 line, then the RESUME=1
+# line).  Run from the repository root with OUT set to a folder for what comes back; the
+# training data must be in data/ (the machine has no diffusers and no FID weights, so FID is
+# scored afterwards with fid.py on the samples this leaves in $OUT).
 #
 #   OUT=/tmp/out bash report/gpu_run.sh                          # leg 1: from scratch (session 4)
 #   OUT=/tmp/out INIT=checkpoints/dit_landscapes.pt SEED=1 WARMUP=500 EAGER_CHECK=0 \
