@@ -356,7 +356,6 @@ class DiT(nn.Module):
         return eps_null + (1 + w) * (eps_y - eps_null)
 
 
-@torch.no_grad()
 @contextlib.contextmanager
 def recording_attention(model: DiT) -> Iterator[list[tuple[float, float]]]:
     """Inside `with recording_attention(model) as found:`, each forward pass appends, per block,
@@ -370,6 +369,7 @@ def recording_attention(model: DiT) -> Iterator[list[tuple[float, float]]]:
         raise ValueError("attention statistics need model.eval(): label dropout makes training-mode numbers random")
     found = []
 
+    @torch.no_grad()                      # a measurement: no graph, whatever pass it rides on
     def record(attn: Attention, inputs: tuple, output: torch.Tensor) -> None:
         q, k, _ = attn.heads(inputs[0])                                     # (B, h, T, d_h)
         with torch.autocast(q.device.type, enabled=False):                # fp32 throughout

@@ -151,14 +151,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     # Resolve the model: each flag, else the named config, else the model of the checkpoint this
     # run starts from or continues, else DiT-Ti/2.  So `--init-from X --max-steps 0` evaluates X
-    # with no flags repeated, and a flag that contradicts X is a one-line error (load_checkpoint).
-    base = dict(DIT_CONFIGS["DiT-Ti/2"], qk_norm=False)
-    base.update({k: v for k, v in (source_model_config(args) or {}).items() if k in base})
-    base.update(DIT_CONFIGS[args.model] if args.model else {})
-    for key, flag in (("patch_size", "patch"), ("depth", "depth"), ("hidden_size", "hidden"),
-                      ("num_heads", "heads"), ("qk_norm", "qk_norm")):
-        if getattr(args, flag) is not None:
-            base[key] = getattr(args, flag)
+    # without its shape or QK-norm flags repeated, and a flag that contradicts X is a one-line
+    # error (load_checkpoint).  The image size and the diffusion still come from their flags.
+    base = resolve_model(args, source_model_config(args))
     args.patch, args.depth, args.hidden, args.heads, args.qk_norm = (
         base["patch_size"], base["depth"], base["hidden_size"], base["num_heads"], base["qk_norm"])
 
@@ -192,20 +187,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not 0 <= args.class_dropout < 1:
         raise SystemExit("--class-dropout must lie in [0, 1)")
     if args.out is None:
-        args.out = f"runs/DiT-{args.depth}x{args.hidden}-p{args.patch}-{args.image_size}px"
+        args.out = default_out(args.image_size, base)
     return args
 
 
+MODEL_FLAGS = (("patch_size", "patch"), ("depth", "depth"), ("hidden_size", "hidden"),
+               ("num_heads", "heads"), ("qk_norm", "qk_norm"))
+
+
+def resolve_model(args: argparse.Namespace, source: dict | None = None) -> dict:
+    """The model's shape and QK-norm: each flag, else --model's config, else `source` (a
+    checkpoint's model config), else DiT-Ti/2 without QK-norm."""
+    base = dict(DIT_CONFIGS["DiT-Ti/2"], qk_norm=False)
+    base.update({k: v for k, v in (source or {}).items() if k in base})
+    base.update(DIT_CONFIGS[args.model] if args.model else {})
+    base.update({key: getattr(args, flag) for key, flag in MODEL_FLAGS if getattr(args, flag) is not None})
+    return base
+
+
+def default_out(image_size: int, model: dict) -> str:
+    """The run folder when --out is not given: runs/DiT-<depth>x<width>-p<patch>-<size>px."""
+    return f"runs/DiT-{model['depth']}x{model['hidden_size']}-p{model['patch_size']}-{image_size}px"
+
+
 def source_model_config(args: argparse.Namespace) -> dict | None:
-    """The model config saved in the checkpoint that --init-from or --resume names (for a bare
-    --resume, <out>/checkpoint.pt when --out is given), or None where there is none to read:
-    main's load_checkpoint then says in one line that the file is missing."""
+    """The model config saved in the checkpoint that --init-from or --resume names (a bare
+    --resume: <out>/checkpoint.pt, with the default --out of the flags' model), or None where
+    there is none to read: main's load_checkpoint then says in one line that it is missing."""
     if args.init_from is not None:
         flag, path = "--init-from", Path(args.init_from)
     elif args.resume not in (None, "auto"):
         flag, path = "--resume", Path(args.resume)
-    elif args.resume == "auto" and args.out is not None:
-        flag, path = "--resume", Path(args.out) / CHECKPOINT
+    elif args.resume == "auto":
+        out = args.out or default_out(args.image_size, resolve_model(args))
+        flag, path = "--resume", Path(out) / CHECKPOINT
     else:
         return None
     if not path.is_file():
@@ -611,6 +626,7 @@ def main(args: argparse.Namespace) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, fused=True)
     history = {"loss": [], "bucket": [[], [], []], "grad_norm": []}
     step, ema_updates, wall_before = 0, 0, 0.0
+    init_from = None                      # the model a second leg started from, if any
 
     ckpt_path = out / CHECKPOINT
     if args.resume is not None:
@@ -625,11 +641,11 @@ def main(args: argparse.Namespace) -> None:
         # Checkpoints from before the legs were recorded: one leg of unknown command so far.
         history.setdefault("legs", [dict(from_step=0, command=None, device=None)])
         wall_before = state["wall_time"]
+        init_from = state.get("init_from")  # a resumed second leg still started from its source
         set_rng_state(state["rng"][rank % len(state["rng"])], device)
         log(f"resumed {path} at step {step}")
     else:
         torch.manual_seed(args.seed * 1000 + rank)  # different t, ε and flips on every rank
-    init_from = None
     if args.init_from is not None:
         source = load_checkpoint(Path(args.init_from), config, flag="--init-from")
         # The source's EMA is its best estimate of the weights: both the trained model and its
@@ -638,7 +654,7 @@ def main(args: argparse.Namespace) -> None:
         ema.load_state_dict(model.state_dict())
         earlier = source.get("trained", {"steps": source.get("step")})
         init_from = dict(path=args.init_from, **{k: earlier.get(k) for k in
-                                                 ("steps", "wall_time_s", "device", "command")})
+                                                 ("steps", "wall_time_s", "device", "command", "legs")})
         log(f"starting from the EMA weights of {args.init_from} ({earlier.get('steps')} steps)")
 
     # Each process that trains this run is one leg (the first, then one per --resume): its
@@ -646,7 +662,7 @@ def main(args: argparse.Namespace) -> None:
     command = shlex.join([sys.executable] + sys.argv)
     history.setdefault("legs", [])
     if step < total_steps:                # an evaluation (--max-steps 0) trains nothing: no leg
-        history["legs"].append(dict(from_step=step, command=command, device=str(device)))
+        history["legs"].append(dict(from_step=step, command=command, device=str(device), world_size=world))
 
     train_model = torch.compile(model) if args.compile else model
     if world > 1:
@@ -667,6 +683,7 @@ def main(args: argparse.Namespace) -> None:
         return dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(),
                     step=step, ema_updates=ema_updates, epoch=step // steps_per_epoch,
                     rng=rngs, config=config, class_names=data.class_names, history=history,
+                    init_from=init_from,
                     wall_time=wall_before + time.perf_counter() - t_start)
 
     def run_record(wall_time_s: float) -> dict:

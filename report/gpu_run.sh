@@ -57,8 +57,9 @@ if [ "$RESUME" = 1 ]; then
              "last call); run without RESUME to start a new run" | tee -a "$LOG"
         exit 1
     fi
-    # The earlier call's exports move aside (its final export must not pass for this call's).
-    rm -rf /tmp/run/fid_samples
+    # The earlier call's outputs go (or, for its exports, move aside): a resumed run that stops
+    # at a non-finite loss writes none of its own, and the earlier ones must not pass for them.
+    rm -rf /tmp/run/fid_samples /tmp/run/loss.png /tmp/run/samples.png /tmp/run/metrics.json /tmp/run/train.log
     if [ -d /tmp/export ]; then mv /tmp/export /tmp/export.earlier; fi
 else
     rm -rf /tmp/run /tmp/export
@@ -73,8 +74,9 @@ fi
 
 COMMON=("${MODEL[@]}" --epochs 100000 --batch-size 1024 --lr "$LR" --grad-clip "$CLIP" --seed "$SEED")
 if [ "$WARMUP" != 0 ]; then COMMON+=(--warmup-steps "$WARMUP"); fi
-if [ -n "$INIT" ]; then COMMON+=(--init-from "$INIT"); fi
-if [ "$RESUME" = 1 ]; then COMMON+=(--resume /tmp/run/checkpoint.pt); fi
+# A resumed second leg keeps INIT for its reserve and fallback samples, but continues the run.
+if [ "$RESUME" = 1 ]; then COMMON+=(--resume /tmp/run/checkpoint.pt)
+elif [ -n "$INIT" ]; then COMMON+=(--init-from "$INIT"); fi
 if [ "$EAGER_CHECK" = 1 ] && [ "$RESUME" != 1 ]; then
     echo "== eager speed check: batch 1024, 0.3 minutes ==" >> "$LOG"
     $PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out /tmp/eager >> "$LOG" 2>&1

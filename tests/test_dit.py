@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
-from dit import DiT, DiTBlock, Mlp, attention_stats, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
+from dit import DiT, DiTBlock, Mlp, attention_stats, attention_written_out, recording_attention, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -112,6 +112,20 @@ def test_attention_stats_closed_forms():
     largest, entropy = attention_stats(model, x, t, y)[0]
     assert largest == pytest.approx(logits.abs().max().item(), rel=1e-5)
     assert entropy == pytest.approx(-(p * logits.log_softmax(-1)).sum(-1).mean().item(), rel=1e-5)
+
+
+def test_recording_attention_rides_on_any_forward_pass():
+    """recording_attention measures every forward pass inside it (here a grad-enabled one, as
+    in training, then a second), gives attention_stats' numbers, and leaves no hook behind."""
+    model = tiny().eval()
+    x, t, y = torch.randn(3, 3, 16, 16), torch.tensor([1, 500, 999]), torch.tensor([0, 4, 9])
+    with recording_attention(model) as found:
+        out = model(x, t, y)
+        model(x, t, y)
+    blocks = len(model.blocks)
+    assert out.requires_grad and len(found) == 2 * blocks
+    assert found[:blocks] == found[blocks:] == attention_stats(model, x, t, y)
+    assert all(not block.attn._forward_hooks for block in model.blocks)
 
 
 def test_qk_norm_bounds_the_attention_logits():

@@ -407,7 +407,7 @@ def test_init_from_an_export_starts_at_its_ema_weights(data, tmp_path):
                                "--depth", "3", "--init-from", str(tmp_path / "first.pt")]))
 
 
-def test_the_model_comes_from_the_checkpoint_a_run_starts_from(data, tmp_path):
+def test_the_model_comes_from_the_checkpoint_a_run_starts_from(data, tmp_path, monkeypatch):
     """With --init-from or --resume and no model flags, the shape and options are the
     checkpoint's (so evaluating an export needs no flags repeated); a flag still wins, and
     without a checkpoint the default is DiT-Ti/2 without QK-norm."""
@@ -423,6 +423,14 @@ def test_the_model_comes_from_the_checkpoint_a_run_starts_from(data, tmp_path):
     args = tr.parse_args(["--init-from", str(tmp_path / "small.pt"), "--depth", "2", "--no-qk-norm"])
     assert (args.depth, args.qk_norm) == (2, False)
     ti = DIT_CONFIGS["DiT-Ti/2"]
+    args = tr.parse_args(["--init-from", str(tmp_path / "small.pt"), "--model", "DiT-Ti/2"])
+    assert (args.depth, args.hidden, args.qk_norm) == (ti["depth"], ti["hidden_size"], True)  # --model wins
+    # A bare --resume finds the run in its default folder, named by the flags' model (no QK-norm
+    # in the name): the QK-norm comes from the checkpoint there.
+    monkeypatch.chdir(tmp_path)
+    train(data, Path(tr.default_out(16, dict(mi, depth=1))), "--max-steps", "1", "--depth", "1", "--qk-norm")
+    args = tr.parse_args(["--image-size", "16", "--model", "DiT-Mi/4", "--depth", "1", "--resume"])
+    assert args.qk_norm is True and args.out == tr.default_out(16, dict(mi, depth=1))
     args = tr.parse_args([])
     assert (args.depth, args.hidden, args.heads, args.patch, args.qk_norm) == (
         ti["depth"], ti["hidden_size"], ti["num_heads"], ti["patch_size"], False)
@@ -444,8 +452,13 @@ def test_a_resumed_run_records_every_legs_command(data, tmp_path):
     legs = json.loads((tmp_path / "run" / "metrics.json").read_text())["legs"]
     assert [leg["from_step"] for leg in legs] == [0, 2]
     this_process = shlex.join([sys.executable] + sys.argv)       # what pytest was started with
-    assert all(leg["command"] == this_process and leg["device"] == "cpu" for leg in legs)
+    assert all(leg["command"] == this_process and (leg["device"], leg["world_size"]) == ("cpu", 1)
+               for leg in legs)
     assert torch.load(tmp_path / "run.pt", weights_only=True)["trained"]["legs"] == legs
+    train(data, tmp_path / "next", "--max-steps", "1", "--init-from", str(tmp_path / "run.pt"))
+    assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_from"]["legs"] == legs
+    train(data, tmp_path / "next", "--max-steps", "2", "--resume")       # resumed: still from run.pt
+    assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_from"]["legs"] == legs
     state = train(data, tmp_path / "run", "--max-steps", "3", "--resume")         # nothing to train
     assert len(state["history"]["legs"]) == 2
     del state["history"]["legs"]
