@@ -624,7 +624,7 @@ def main(args: argparse.Namespace) -> None:
     alpha_bar = alpha_bar_from_betas(make_betas(args.schedule, args.T)).to(device)
     # Fused AdamW does the whole update in one kernel per dtype: fewer passes over memory.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, fused=True)
-    history = {"loss": [], "bucket": [[], [], []], "grad_norm": []}
+    history = {"loss": [], "bucket": [[], [], []], "grad_norm": [], "legs": []}
     step, ema_updates, wall_before = 0, 0, 0.0
     init_from = None                      # the model a second leg started from, if any
 
@@ -660,7 +660,6 @@ def main(args: argparse.Namespace) -> None:
     # Each process that trains this run is one leg (the first, then one per --resume): its
     # command goes into metrics.json and the export, so a run made of several calls names them all.
     command = shlex.join([sys.executable] + sys.argv)
-    history.setdefault("legs", [])
     if step < total_steps:                # an evaluation (--max-steps 0) trains nothing: no leg
         history["legs"].append(dict(from_step=step, command=command, device=str(device), world_size=world))
 

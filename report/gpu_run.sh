@@ -50,19 +50,18 @@ MODEL=(--model DiT-Ti/2)
 if [ "$QK_NORM" = 1 ]; then MODEL+=(--qk-norm); fi
 LOG="$OUT/train.log"
 # A machine stays warm between calls: nothing of an earlier call may pass for this one's.
-rm -rf /tmp/eager /tmp/fid_samples* /tmp/compiled.log /tmp/export.earlier
+rm -rf /tmp/eager /tmp/fid_samples* /tmp/compiled.log /tmp/export
 if [ "$RESUME" = 1 ]; then
     if [ ! -f /tmp/run/checkpoint.pt ]; then
         echo "RESUME=1: no /tmp/run/checkpoint.pt here (a fresh machine, not the warm one of the" \
              "last call); run without RESUME to start a new run" | tee -a "$LOG"
         exit 1
     fi
-    # The earlier call's outputs go (or, for its exports, move aside): a resumed run that stops
-    # at a non-finite loss writes none of its own, and the earlier ones must not pass for them.
+    # The earlier call's outputs go (its exports came back with it): a resumed run that stops at
+    # a non-finite loss writes none of its own, and the earlier ones must not pass for them.
     rm -rf /tmp/run/fid_samples /tmp/run/loss.png /tmp/run/samples.png /tmp/run/metrics.json /tmp/run/train.log
-    if [ -d /tmp/export ]; then mv /tmp/export /tmp/export.earlier; fi
 else
-    rm -rf /tmp/run /tmp/export
+    rm -rf /tmp/run
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$LOG" 2>&1
 $PY -c "import torch; print('torch', torch.__version__)" >> "$LOG" 2>&1
