@@ -12,8 +12,9 @@
 #   OUT=/tmp/out QK_NORM=1 RESUME=1 bash report/gpu_run.sh       # the next call, same warm machine:
 #                                                                # continue that run, AdamW and all
 #
-# Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000), GPU_TESTS=0 and GUIDED=0 to skip the
-# GPU tests and the w = 0.5 samples of a second leg (both cost time a short call lacks).
+# Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
+# skip the GPU tests, and a second leg's w = 0.5 samples and fallback samples (each costs time a
+# short call lacks; FALLBACK=0 still brings the fallback snapshot back, unsampled).
 #
 # Budget: BUDGET_S seconds in all (default 555) for the GPU tests, an optional 20-second eager
 # speed check (EAGER_CHECK=1), the compiled training run (its --max-minutes is what is left after
@@ -43,6 +44,7 @@ EAGER_CHECK=${EAGER_CHECK:-1}
 CLIP=${CLIP:-1.0}
 GPU_TESTS=${GPU_TESTS:-1}
 GUIDED=${GUIDED:-1}
+FALLBACK=${FALLBACK:-1}
 EXPORT_EVERY=${EXPORT_EVERY:-3000}
 QK_NORM=${QK_NORM:-0}
 RESUME=${RESUME:-0}
@@ -81,10 +83,10 @@ if [ "$EAGER_CHECK" = 1 ] && [ "$RESUME" != 1 ]; then
     $PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out /tmp/eager >> "$LOG" 2>&1
 fi
 
-# Seconds set aside after training: the final samples and packing (60 s), plus two more sets of
-# 5,000 samples (about 35 s each: start-up, data, sampling) on a second leg.
+# Seconds set aside after training: the final samples and packing (60 s), plus up to two more
+# sets of 5,000 samples (about 35 s each: start-up, data, sampling) on a second leg.
 RESERVE=60
-if [ -n "$INIT" ]; then RESERVE=$((95 + 35 * GUIDED)); fi
+if [ -n "$INIT" ]; then RESERVE=$((60 + 35 * GUIDED + 35 * FALLBACK)); fi
 minutes_left() { $PY -c "print(max(0.5, round(($BUDGET_S - $SECONDS - $RESERVE) / 60, 2)))"; }
 RUN=(--ckpt-every 2000 --out /tmp/run --export /tmp/export/dit_landscapes.pt --export-every "$EXPORT_EVERY" --fid 5000)
 MINUTES=$(minutes_left)
@@ -125,10 +127,12 @@ fi
 if [ -n "$FINAL" ]; then cp "$FINAL" "$OUT"/; fi
 if [ -n "$INIT" ] && [ -n "$FINAL" ]; then
     if [ "$GUIDED" = 1 ]; then sample_set fid_samples_w0.5 "$FINAL" 0.5; fi
-    FALLBACK=$(snapshots | tail -n 2 | head -n 1)
-    if [ -n "$FALLBACK" ] && [ "$FALLBACK" != "$FINAL" ]; then
-        cp "$FALLBACK" "$OUT"/
-        sample_set "fid_samples_$(basename "$FALLBACK" .pt)" "$FALLBACK" 0
+    SECOND_NEWEST=$(snapshots | tail -n 2 | head -n 1)
+    if [ -n "$SECOND_NEWEST" ] && [ "$SECOND_NEWEST" != "$FINAL" ]; then
+        cp "$SECOND_NEWEST" "$OUT"/
+        if [ "$FALLBACK" = 1 ]; then
+            sample_set "fid_samples_$(basename "$SECOND_NEWEST" .pt)" "$SECOND_NEWEST" 0
+        fi
     fi
 else
     for f in $(snapshots | tail -n 2); do

@@ -16,12 +16,12 @@ from forward_process import alpha_bar_from_betas, make_betas
 pytestmark = pytest.mark.gpu
 
 
-def random_dit() -> DiT:
+def random_dit(qk_norm: bool = False) -> DiT:
     """A small DiT with every weight random: adaLN-Zero's zero init would make ε̂ ≡ 0, and any
     two devices agree on zeros."""
     torch.manual_seed(0)
     model = DiT(input_size=16, patch_size=2, in_channels=3, hidden_size=64, depth=2, num_heads=4,
-                num_classes=10, class_dropout_prob=0.0)
+                num_classes=10, class_dropout_prob=0.0, qk_norm=qk_norm)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.05)
@@ -38,12 +38,13 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm())
 
 
+@pytest.mark.parametrize("qk_norm", [False, True])    # the shipped model normalises q and k
 @torch.no_grad()
-def test_dit_forward_on_cuda_matches_cpu(monkeypatch):
+def test_dit_forward_on_cuda_matches_cpu(monkeypatch, qk_norm):
     # TF32 would round the matmuls' and the patch convolution's inputs to 10 mantissa bits.
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    model, (x, t, y) = random_dit(), inputs()
+    model, (x, t, y) = random_dit(qk_norm), inputs()
     cpu = model(x, t, y)
     gpu = model.cuda()(x.cuda(), t.cuda(), y.cuda()).cpu()
     assert cpu.abs().mean() > 0.01                      # a real output, not adaLN-Zero's zeros
@@ -93,8 +94,9 @@ def test_training_script_on_cuda(tmp_path):
     assert all(v.device.type == "cpu" for v in small["ema"].values())   # loads on CPU-only machines
 
 
-@pytest.mark.parametrize("grad_clip", [1.0, None])    # the gradient norm: clipped, or only measured
-def test_training_step_never_waits_for_the_gpu(grad_clip):
+# The gradient norm clipped (the shipped run's settings) or only measured (the paper's).
+@pytest.mark.parametrize("grad_clip, qk_norm", [(1.0, True), (None, False)])
+def test_training_step_never_waits_for_the_gpu(grad_clip, qk_norm):
     """train_step queues its work and returns: any host-device sync inside it (an .item(), a
     bincount, a data-dependent check) would make the GPU idle while Python launches the next
     step.  CUDA's sync debug mode turns the waits it detects (most of them; PyTorch calls the
@@ -104,7 +106,7 @@ def test_training_step_never_waits_for_the_gpu(grad_clip):
     torch.manual_seed(0)
     device = torch.device("cuda")
     model = DiT(input_size=16, patch_size=2, in_channels=3, hidden_size=64, depth=2, num_heads=4,
-                num_classes=10, class_dropout_prob=0.1).to(device).train()
+                num_classes=10, class_dropout_prob=0.1, qk_norm=qk_norm).to(device).train()
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
     alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000)).to(device)
