@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from landscapes import list_images, progress_iter, read_rgb, to_uint8
+from landscapes import list_images, load_images, progress_iter, read_rgb, to_uint8
 
 REPO_ROOT = Path(__file__).resolve().parent
 
@@ -810,6 +810,73 @@ def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray,
 
 
 # --------------------------------------------------------------------------------------------
+#                    Copies of the training set (a memorisation check)
+# --------------------------------------------------------------------------------------------
+# FID against held-out images cannot tell a model that generalises from one that reproduces its
+# training images, and diffusion models trained long on small sets do reproduce them (Somepalli
+# et al. 2023; Carlini et al. 2023).  So: for every generated image, the distance to its nearest
+# and second-nearest training image, in pixels, beside the same for unseen real images (PATH_B),
+# which show how close two *different* images of this distribution come.
+#   d(x, x') = ‖x − x'‖₂ / √(3·H·W)      RMS over RGB values in [0, 1]: comparable across sizes
+#   near-copy: d1 < d2 / 3                one training image far closer than every other one
+# The second rule is ours, a simple form of Carlini et al.'s, which divide d1 by the mean
+# distance to several nearest neighbours: a copy sits at d1 ≈ 0 whatever d2 is, while an image
+# merely typical of a crowded region has d1 ≈ d2.
+
+NEAR_COPY_RATIO = 1 / 3
+
+
+def nearest_training_distances(queries: torch.Tensor, train: torch.Tensor,
+                               chunk: int = 1024) -> torch.Tensor:
+    """(Q, 2): the RMS pixel distance from each query to its nearest and second-nearest
+    training image.  queries (Q, 3, H, W) and train (N ≥ 2, 3, H, W): uint8, the same size.
+    Both sets go through in chunks, so memory stays O(chunk²) whatever N and H."""
+    if len(train) < 2 or queries.shape[1:] != train.shape[1:]:
+        raise ValueError(f"need ≥ 2 training images of the queries' shape {tuple(queries.shape[1:])}, "
+                         f"got {tuple(train.shape)}")
+    scale = 255.0 * queries[0].numel() ** 0.5                      # uint8 → [0, 1], then RMS
+    best = []
+    for i in range(0, len(queries), chunk):
+        q = queries[i:i + chunk].flatten(1).double()               # (c, D), fp64: cdist's
+        # ‖a‖² + ‖b‖² − 2a·b cancels badly in fp32 when two images nearly coincide
+        top2 = torch.full((len(q), 2), float("inf"), dtype=torch.float64)
+        for j in range(0, len(train), chunk):
+            d = torch.cdist(q, train[j:j + chunk].flatten(1).double())   # (c, c')
+            top2 = torch.cat([top2, d], dim=1).topk(2, dim=1, largest=False).values
+        best.append(top2 / scale)
+    return torch.cat(best)
+
+
+def copies_report(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """--copies TRAIN: nearest-training-image distances of PATH_A and of PATH_B, printed as
+    quantiles with the count of near-copies.  Returns {folder: (Q, 2) distances}."""
+    try:
+        first = next((im for p in list_images(args.path_a)[0] if (im := read_rgb(p)) is not None), None)
+        if first is None:
+            raise ValueError(f"{args.path_a}: no readable image")
+        size = first.shape[0]                                      # the generated images' size
+        train = load_images(args.copies, size).images              # (N, 3, S, S) uint8
+        found = {name: nearest_training_distances(load_images(name, size).images, train)
+                 for name in (args.path_a, args.path_b)}
+    except ValueError as err:                                      # missing folder, too few images
+        raise SystemExit(f"--copies: {err}")
+    qs = (0.0, 0.01, 0.1, 0.5)
+    width = max(len(str(name)) for name in found) + len(" (unseen)")
+    print(f"nearest training image ({args.copies}, {len(train)} images at {size} px): d1, the RMS "
+          f"pixel distance over [0, 1] RGB, and d1/d2, its ratio to the second nearest's")
+    print(f"  {'':<{width}} {'d1: min':>7} {'1%':>6} {'10%':>6} {'median':>6}  {'min d1/d2':>9}  "
+          f"near-copies (d1/d2 < {NEAR_COPY_RATIO:.2f})")
+    for name, d in found.items():
+        label = str(name) + ("" if name == args.path_a else " (unseen)")
+        quantiles = d[:, 0].quantile(torch.tensor(qs, dtype=d.dtype)).tolist()
+        ratio = d[:, 0] / d[:, 1].clamp_min(1e-12)    # a copy of an image the training set holds twice: 0
+        copies = int((ratio < NEAR_COPY_RATIO).sum())
+        print(f"  {label:<{width}} {quantiles[0]:>7.4f} " + " ".join(f"{v:>6.4f}" for v in quantiles[1:])
+              + f"  {ratio.min().item():>9.3f}  {copies} of {len(d)}")
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 #                                     Command line
 # --------------------------------------------------------------------------------------------
 
@@ -928,11 +995,23 @@ def main(args: argparse.Namespace) -> float | None:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: no CUDA device here; use --device cpu")
 
-    if args.per_class or args.precision_recall:
-        if args.save_stats:
-            raise SystemExit("--save-stats writes statistics only; run --per-class without it")
-        return per_class_report(args)
+    if args.save_stats and (args.per_class or args.precision_recall or args.copies):
+        raise SystemExit("--save-stats writes statistics only; run --per-class, "
+                         "--precision-recall or --copies without it")
+    if args.copies is not None:                             # before minutes of network time
+        for name in (args.path_a, args.path_b):
+            if Path(name).suffix == ".npz":
+                raise SystemExit(f"--copies compares images, so it needs image folders, not {name}")
+        if not Path(args.copies).is_dir():
+            raise SystemExit(f"--copies: {args.copies} is not a folder; give the training images' folder")
+    fid = per_class_report(args) if args.per_class or args.precision_recall else plain_report(args)
+    if args.copies is not None:
+        copies_report(args)
+    return fid
 
+
+def plain_report(args: argparse.Namespace) -> float | None:
+    """FID from the two sources' mean and covariance (cached per folder), or --save-stats."""
     if args.save_stats:
         if Path(args.path_a).suffix == ".npz":
             raise SystemExit(f"--save-stats reads a folder of images, not {args.path_a}")
@@ -983,6 +1062,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grid", type=Path, default=None,
                    help=f"with --per-class: also write a PNG with one row per class, the first "
                         f"{GRID_PER_CLASS} images of PATH_A beside the first {GRID_PER_CLASS} of PATH_B")
+    p.add_argument("--copies", type=Path, default=None, metavar="TRAIN",
+                   help="also a memorisation check: each image's pixel distance to its nearest "
+                        "images in the training folder TRAIN, for PATH_A and, as the baseline of "
+                        "unseen real images, PATH_B; and the near-copies (nearest < 1/3 of the "
+                        "second nearest)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
                    help=f"where folder statistics are cached (default {DEFAULT_CACHE_DIR})")
     return p.parse_args(argv)

@@ -269,6 +269,49 @@ def test_precision_recall_limits():
         fid.precision_recall(real, real[:3])
 
 
+def test_nearest_training_distances_match_brute_force():
+    """Chunks smaller than both sets, so the running top-2 is merged across training chunks."""
+    queries, train = random_images(7, size=8, seed=1), random_images(11, size=8, seed=2)
+    got = fid.nearest_training_distances(queries, train, chunk=3)
+    diffs = queries.double().flatten(1)[:, None] - train.double().flatten(1)[None]   # (7, 11, D)
+    rms = diffs.pow(2).mean(-1).sqrt() / 255                                      # (7, 11)
+    torch.testing.assert_close(got, rms.sort(dim=1).values[:, :2], rtol=1e-12, atol=0)
+    assert fid.nearest_training_distances(train[:4], train)[:, 0].eq(0).all()    # itself: 0
+    with pytest.raises(ValueError, match="≥ 2 training images"):
+        fid.nearest_training_distances(queries, train[:1])
+
+
+def test_cli_copies_finds_the_copies_and_only_them(tmp_path, capsys, monkeypatch):
+    """A 'generated' folder of 3 exact copies, 3 copies with faint noise and 4 new landscapes
+    has 6 near-copies; unseen landscapes (the baseline) have none."""
+    monkeypatch.setattr(fid, "fid_from_features", lambda *a: 0.0)     # the FID is not under test
+    monkeypatch.setattr(fid, "frechet_distance", lambda *a: 0.0)
+    monkeypatch.setattr(fid, "_statistics_of", lambda *a: (None, None, 10))
+    train = landscapes(20, seed=0)
+    train[19] = train[0]                   # held twice: its copy has d1 = d2 = 0, still a copy
+    noisy = (train[3:6].int() + torch.randint(-3, 4, train[3:6].shape)).clamp(0, 255).to(torch.uint8)
+    generated = torch.cat([train[:3], noisy, landscapes(4, seed=5)])
+    for name, images in (("train", train), ("gen", generated), ("test", landscapes(10, seed=7))):
+        write_pngs(tmp_path / name, images)
+    args = fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--device", "cpu",
+                           "--copies", str(tmp_path / "train")])
+    fid.main(args)
+    out = capsys.readouterr().out
+    assert re.search(r"gen +0\.0000 .* 6 of 10$", out, re.M), out
+    assert re.search(r"test \(unseen\) .* 0 of 10$", out, re.M), out
+    found = fid.copies_report(args)
+    d1, d2 = found[str(tmp_path / "gen")].T                           # (10,) each
+    assert (d1[:3] == 0).all() and (d1[3:6] < 0.02).all() and (d1[6:] > 0.05).all()
+
+    with pytest.raises(SystemExit, match="--copies: .* is not a folder"):
+        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--copies", str(tmp_path / "nope")]))
+    with pytest.raises(SystemExit, match="needs image folders, not"):
+        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "s.npz"), "--copies", str(tmp_path / "train")]))
+    with pytest.raises(SystemExit, match="--save-stats writes statistics only"):
+        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "s.npz"), "--save-stats",
+                                 "--copies", str(tmp_path / "train")]))
+
+
 # ----------------------------------------------------------------------------- folders
 
 def test_empty_folder_is_a_clear_error(model, tmp_path):
