@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The command that trains the shipped model on a lent GPU, one call of at most 10 minutes at a
-# time (see README "The shipped model": session 7 ran the QK_NORM=1 line, then the RESUME=1
-# line).  Run from the repository root with OUT set to a folder for what comes back; the
-# training data must be in data/ (the machine has no diffusers and no FID weights, so FID is
-# scored afterwards with fid.py on the samples this leaves in $OUT).
+# time (see README "The shipped model" for the four calls that made it: session 7's two from
+# scratch, session 8's two on from that export).  Run from the repository root with OUT set to a
+# folder for what comes back; the training data must be in data/ (the machine has no diffusers
+# and no FID weights, so FID is scored afterwards with fid.py on the samples this leaves in $OUT).
 #
-#   OUT=/tmp/out bash report/gpu_run.sh                          # leg 1: from scratch (session 4)
-#   OUT=/tmp/out INIT=checkpoints/dit_landscapes.pt SEED=1 WARMUP=500 EAGER_CHECK=0 \
-#       bash report/gpu_run.sh                                   # leg 2: on from the shipped export
-#   OUT=/tmp/out QK_NORM=1 bash report/gpu_run.sh                # from scratch, with QK-norm
+#   OUT=/tmp/out QK_NORM=1 bash report/gpu_run.sh                # a run from scratch
 #   OUT=/tmp/out QK_NORM=1 RESUME=1 bash report/gpu_run.sh       # the next call, same warm machine:
 #                                                                # continue that run, AdamW and all
+#   OUT=/tmp/out QK_NORM=1 INIT=checkpoints/dit_landscapes.pt SEED=2 WARMUP=500 EAGER_CHECK=0 \
+#       bash report/gpu_run.sh                                   # a new leg from the shipped export
+#   OUT=/tmp/out QK_NORM=1 INIT=checkpoints/dit_landscapes.pt SEED=2 WARMUP=500 RESUME=1 \
+#       bash report/gpu_run.sh                                   # ... and its next call
 #
 # Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
 # skip the GPU tests, and a second leg's w = 0.5 samples and fallback samples (each costs time a
