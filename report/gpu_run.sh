@@ -14,8 +14,9 @@
 #       bash report/gpu_run.sh                                   # ... and its next call
 #
 # Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
-# skip the GPU tests, and a second leg's w = 0.5 samples and fallback samples (each costs time a
-# short call lacks; FALLBACK=0 still brings the fallback snapshot back, unsampled).
+# skip the GPU tests, a second leg's w = 0.5 samples, and its fallback samples (each costs time a
+# short call lacks; FALLBACK=0 still brings the fallback snapshot back, unsampled).  The 0/1
+# knobs take 0 or 1 only.
 #
 # Budget: BUDGET_S seconds in all (default 555) for the GPU tests, an optional 20-second eager
 # speed check (EAGER_CHECK=1), the compiled training run (its --max-minutes is what is left after
@@ -32,7 +33,8 @@
 # RESUME=1 continues the previous call's run instead, from its full checkpoint
 # (/tmp/run/checkpoint.pt: model, EMA, AdamW moments, RNG): that file cannot come back through the
 # file limit, but a machine stays warm for a short while after a call, and a call made within that
-# while finds it still there.  Pass the same knobs as the call that started the run.
+# while finds it still there.  Pass the same training knobs (QK_NORM, INIT, SEED, WARMUP, LR,
+# CLIP) as the call that started the run; the others may differ.
 set -u
 : "${OUT:?set OUT to the folder for the results}"
 BUDGET_S=${BUDGET_S:-555}

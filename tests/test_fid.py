@@ -277,19 +277,22 @@ def test_nearest_training_distances_match_brute_force():
     rms = diffs.pow(2).mean(-1).sqrt() / 255                                      # (7, 11)
     torch.testing.assert_close(got, rms.sort(dim=1).values[:, :2], rtol=1e-12, atol=0)
     assert fid.nearest_training_distances(train[:4], train)[:, 0].eq(0).all()    # itself: 0
+    assert fid.nearest_training_distances(queries[:0], train).shape == (0, 2)
     with pytest.raises(ValueError, match="≥ 2 training images"):
         fid.nearest_training_distances(queries, train[:1])
+    with pytest.raises(ValueError, match="uint8"):                 # [0, 1] floats: a wrong scale
+        fid.nearest_training_distances(queries.float() / 255, train)
 
 
 def test_cli_copies_finds_the_copies_and_only_them(tmp_path, capsys, monkeypatch):
     """A 'generated' folder of 3 exact copies, 3 copies with faint noise and 4 new landscapes
     has 6 near-copies; unseen landscapes (the baseline) have none."""
-    monkeypatch.setattr(fid, "fid_from_features", lambda *a: 0.0)     # the FID is not under test
-    monkeypatch.setattr(fid, "frechet_distance", lambda *a: 0.0)
+    monkeypatch.setattr(fid, "frechet_distance", lambda *a: 0.0)      # the FID is not under test
     monkeypatch.setattr(fid, "_statistics_of", lambda *a: (None, None, 10))
     train = landscapes(20, seed=0)
     train[19] = train[0]                   # held twice: its copy has d1 = d2 = 0, still a copy
-    noisy = (train[3:6].int() + torch.randint(-3, 4, train[3:6].shape)).clamp(0, 255).to(torch.uint8)
+    noise = torch.randint(-3, 4, train[3:6].shape, generator=torch.Generator().manual_seed(0))
+    noisy = (train[3:6].int() + noise).clamp(0, 255).to(torch.uint8)
     generated = torch.cat([train[:3], noisy, landscapes(4, seed=5)])
     for name, images in (("train", train), ("gen", generated), ("test", landscapes(10, seed=7))):
         write_pngs(tmp_path / name, images)
@@ -302,8 +305,14 @@ def test_cli_copies_finds_the_copies_and_only_them(tmp_path, capsys, monkeypatch
     found = fid.copies_report(args)
     d1, d2 = found[str(tmp_path / "gen")].T                           # (10,) each
     assert (d1[:3] == 0).all() and (d1[3:6] < 0.02).all() and (d1[6:] > 0.05).all()
+    assert f" {d1.quantile(0.5).item():>6.4f}  " in out               # the median is d1's
 
-    with pytest.raises(SystemExit, match="--copies: .* is not a folder"):
+    (tmp_path / "no_images").mkdir()
+    with pytest.raises(SystemExit, match="--copies: .* is not a folder of images"):
+        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--copies",
+                                 str(tmp_path / "no_images")]))
+
+    with pytest.raises(SystemExit, match="--copies: .* is not a folder of images"):
         fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--copies", str(tmp_path / "nope")]))
     with pytest.raises(SystemExit, match="needs image folders, not"):
         fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "s.npz"), "--copies", str(tmp_path / "train")]))

@@ -25,6 +25,9 @@ def random_dit(qk_norm: bool = False) -> DiT:
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.05)
+        for block in model.blocks if qk_norm else ():     # the norms' gains near their init, 1:
+            for norm in (block.attn.q_norm, block.attn.k_norm):   # logits of order √d_h, not ~0
+                norm.weight.add_(1.0)
     return model.eval()
 
 

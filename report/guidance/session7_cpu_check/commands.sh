@@ -1,3 +1,4 @@
+# Session 8 note: written in session 7, when checkpoints/dit_landscapes.pt was session 7's model (git show a86cfb2:checkpoints/dit_landscapes.pt); renamed from the "shipped" names then.
 # Session 7: guidance on the shipped model, checked on the 2-core CPU at small N (no GPU time left).
 python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 2000 --guidance 0 --no-samples --out runs/s7-cpu-n2000-w0      # 1,883 s by /usr/bin/time
 python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 1000 --guidance 0.5 --no-samples --out runs/s7-cpu-n1000-w0.5 # 1,811 s by /usr/bin/time
