@@ -233,7 +233,10 @@ def main(args: argparse.Namespace) -> None:
         if not path.exists():
             raise SystemExit(f"--checkpoint {path} does not exist: train one with `python train_one_epoch.py`"
                              f" and pass runs/<name>/checkpoint.pt")
-        model = LandscapeModel(path, device)
+        try:
+            model = LandscapeModel(path, device)
+        except ValueError as e:               # a file that is not a checkpoint
+            raise SystemExit(f"--checkpoint: {e}")
         try:                                  # a short name for titles: relative where it can be
             source = str(path.resolve().relative_to(Path.cwd()))
         except ValueError:

@@ -424,19 +424,35 @@ def build_dit(name: str, **overrides) -> DiT:
     return DiT(**{**DIT_CONFIGS[name], **overrides})
 
 
+def read_checkpoint(path, mmap: bool = False) -> dict:
+    """The dict that train_one_epoch.py saved (a full checkpoint.pt or an --export file), on the
+    CPU.  weights_only: loading runs no code from the file.  mmap: tensors are read only when
+    touched, so asking for the config costs no 100 MB read.  A config older than the qk_norm
+    option gains qk_norm=False, as it was trained.  FileNotFoundError for no file; ValueError,
+    in one line, for a file that is not such a checkpoint."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: train one with `python train_one_epoch.py` "
+                                f"and pass its runs/<name>/checkpoint.pt or its --export file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        state["config"]["model"]["qk_norm"] = state["config"]["model"].get("qk_norm", False)
+        state["ema"], state["config"]["diffusion"]                 # both needed by every reader
+    except Exception as e:                # a torch or pickle error, or a dict without those keys
+        raise ValueError(f"{path} is not a checkpoint of train_one_epoch.py ({type(e).__name__}); "
+                         f"pass a checkpoint.pt or an --export file") from None
+    return state
+
+
 def load_dit_checkpoint(path, device="cpu") -> tuple[DiT, dict, list[str]]:
     """Rebuild a trained DiT for sampling from a checkpoint of train_one_epoch.py (the full
     training state, or the small file that `--export` writes): its EMA weights, in fp32, in
     eval mode (no label dropout).  Returns (model, config, class_names); config holds the
-    model's arguments and the diffusion it was trained with (T, schedule)."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no checkpoint at {path}: train one with `python train_one_epoch.py` and pass "
-            f"its runs/<name>/checkpoint.pt")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    model's arguments and the diffusion it was trained with (T, schedule).  Raises as
+    `read_checkpoint` does."""
+    state = read_checkpoint(path)
     config = state["config"]
     model = DiT(**config["model"])
     model.load_state_dict({k: v.float() for k, v in state["ema"].items()})

@@ -74,10 +74,10 @@ def plot(table: list[list[tuple[float, float]]], labels: list[str], t_value: int
 
 def main(args: argparse.Namespace) -> list[list[list[tuple[float, float]]]]:
     """Prints the table; returns stats[checkpoint][t][block] = (largest logit, entropy)."""
-    for path in args.checkpoints:
-        if not Path(path).is_file():
-            raise SystemExit(f"no checkpoint at {path}: pass a checkpoint.pt or an --export file")
-    models = [load_dit_checkpoint(path) for path in args.checkpoints]         # (model, config, names)
+    try:
+        models = [load_dit_checkpoint(path) for path in args.checkpoints]     # (model, config, names)
+    except (FileNotFoundError, ValueError) as e:      # no file, or not a checkpoint
+        raise SystemExit(str(e))
     size = models[0][0].input_size
     data = landscapes.load_images(landscapes.resolve_data(args.data, "train", size), size)
     g = torch.Generator().manual_seed(args.seed)

@@ -53,7 +53,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
 
 import landscapes
-from dit import DIT_CONFIGS, DiT, ddim_sample, forward_gflops
+from dit import DIT_CONFIGS, DiT, ddim_sample, forward_gflops, read_checkpoint
 from forward_process import add_noise, alpha_bar_from_betas, check_patch_size, make_betas, SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"
@@ -226,10 +226,9 @@ def source_model_config(args: argparse.Namespace) -> dict | None:
     if not path.is_file():
         return None
     try:                                  # mmap: the config is read, not the 100 MB of tensors
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["config"]["model"]
-    except Exception as e:                # not a checkpoint: a torch or pickle error, or no config
-        raise SystemExit(f"{flag}: {path} is not a checkpoint of this script ({type(e).__name__}); "
-                         f"pass a checkpoint.pt or an --export file")
+        return read_checkpoint(path, mmap=True)["config"]["model"]
+    except ValueError as e:               # not a checkpoint
+        raise SystemExit(f"{flag}: {e}")
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
@@ -340,9 +339,11 @@ def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
 def load_checkpoint(path: Path, expected: dict, flag: str = "--resume") -> dict:
     if not path.is_file():
         raise SystemExit(f"{flag}: no checkpoint file at {path}; train without {flag} first")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = read_checkpoint(path)
+    except ValueError as e:
+        raise SystemExit(f"{flag}: {e}")
     saved = state["config"]
-    saved["model"].setdefault("qk_norm", False)       # checkpoints from before the option: off
     diffs = [f"{k}={saved[group].get(k)!r} (flags say {v!r})"
              for group in ("model", "diffusion") for k, v in expected[group].items()
              if saved[group].get(k) != v]

@@ -101,3 +101,6 @@ def test_missing_hub_model_says_how_to_download(tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="does not exist: train one with"):
         grid.main(args_for(tmp_path, "--checkpoint", str(tmp_path / "none.pt")))
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit, match="--checkpoint: .*junk.pt is not a checkpoint of train_one_epoch.py"):
+        grid.main(args_for(tmp_path, "--checkpoint", str(tmp_path / "junk.pt")))

@@ -439,7 +439,7 @@ def test_the_model_comes_from_the_checkpoint_a_run_starts_from(data, tmp_path, m
                            "--init-from", str(tmp_path / "small.pt")]))
     assert torch.load(tmp_path / "eval" / tr.CHECKPOINT, weights_only=True)["config"]["model"]["depth"] == 1
     (tmp_path / "junk.pt").write_text("not a checkpoint")
-    with pytest.raises(SystemExit, match="--init-from: .*junk.pt is not a checkpoint of this script"):
+    with pytest.raises(SystemExit, match="--init-from: .*junk.pt is not a checkpoint of train_one_epoch.py"):
         tr.parse_args(["--init-from", str(tmp_path / "junk.pt")])
 
 
@@ -524,6 +524,32 @@ def test_inspect_attention_on_trained_checkpoints(data, tmp_path):
         inspect_attention.parse_args([a, b, "--labels", "x"])
     with pytest.raises(SystemExit, match="no checkpoint at"):
         inspect_attention.main(inspect_attention.parse_args([str(tmp_path / "none.pt")]))
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit, match="junk.pt is not a checkpoint of train_one_epoch.py"):
+        inspect_attention.main(inspect_attention.parse_args([a, str(tmp_path / "junk.pt")]))
+
+
+def test_read_checkpoint_one_reader_for_every_script(data, tmp_path):
+    """dit.read_checkpoint serves the trainer (--resume, --init-from), ddim_x0_grid.py and
+    inspect_attention.py: the saved dict with or without mmap, qk_norm filled in for files
+    older than the option, and one-line errors for anything else."""
+    from dit import read_checkpoint
+    train(data, tmp_path / "run", "--max-steps", "1", "--export", str(tmp_path / "small.pt"))
+    for path in (tmp_path / "run" / tr.CHECKPOINT, tmp_path / "small.pt"):
+        full, lazy = read_checkpoint(path), read_checkpoint(path, mmap=True)
+        assert full["config"] == lazy["config"] and full["config"]["model"]["qk_norm"] is False
+        assert all(torch.equal(full["ema"][k], lazy["ema"][k]) for k in full["ema"])
+    old = torch.load(tmp_path / "small.pt", weights_only=True)
+    del old["config"]["model"]["qk_norm"]                  # as saved before the option existed
+    torch.save(old, tmp_path / "old.pt")
+    assert read_checkpoint(tmp_path / "old.pt")["config"]["model"]["qk_norm"] is False
+    torch.save({"config": old["config"]}, tmp_path / "no_weights.pt")   # a dict, but no weights
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    for bad in ("no_weights.pt", "junk.pt"):
+        with pytest.raises(ValueError, match=f"{bad} is not a checkpoint of train_one_epoch.py"):
+            read_checkpoint(tmp_path / bad)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        read_checkpoint(tmp_path / "none.pt")
 
 
 def test_max_steps_0_with_init_from_evaluates_an_export_with_guidance(data, tmp_path):
