@@ -830,40 +830,49 @@ NEAR_COPY_RATIO = 1 / 3
 
 
 def nearest_training_distances(queries: torch.Tensor, train: torch.Tensor,
-                               chunk: int = 1024) -> torch.Tensor:
-    """(Q, 2): the RMS pixel distance from each query to its nearest and second-nearest
-    training image.  queries (Q, 3, H, W) and train (N ≥ 2, 3, H, W): uint8, the same size.
-    Both sets go through in chunks: beyond the uint8 inputs, memory is O(chunk·3HW + chunk²)."""
+                               chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each query, the RMS pixel distance to its nearest and second-nearest training image,
+    (Q, 2), and the index of the nearest, (Q,).  queries (Q, 3, H, W) and train (N ≥ 2, 3, H, W):
+    uint8, the same size.  Both sets go through in chunks: beyond the uint8 inputs, memory is
+    O(chunk·3HW + chunk²)."""
     if queries.dtype != torch.uint8 or train.dtype != torch.uint8:
         raise ValueError(f"need uint8 images, got {queries.dtype} and {train.dtype}")
     if len(train) < 2 or queries.shape[1:] != train.shape[1:]:
         raise ValueError(f"need ≥ 2 training images of the queries' shape {tuple(queries.shape[1:])}, "
                          f"got {tuple(train.shape)}")
     scale = 255.0 * math.prod(queries.shape[1:]) ** 0.5             # uint8 → [0, 1], then RMS
-    best = []
+    dists, nearest = [torch.empty(0, 2, dtype=torch.float64)], [torch.empty(0, dtype=torch.int64)]
     for i in range(0, len(queries), chunk):
         q = queries[i:i + chunk].flatten(1).double()               # (c, D), fp64: cdist's
         # ‖a‖² + ‖b‖² − 2a·b cancels badly in fp32 when two images nearly coincide; on uint8
         # values every term is an integer below 2⁵³, so in fp64 a copy's distance is exactly 0
-        top2 = torch.full((len(q), 2), float("inf"), dtype=torch.float64)
+        top2 = torch.full((len(q), 2), float("inf"), dtype=torch.float64)   # running best two
+        top2_index = torch.zeros(len(q), 2, dtype=torch.int64)
         for j in range(0, len(train), chunk):
             d = torch.cdist(q, train[j:j + chunk].flatten(1).double())   # (c, c')
-            top2 = torch.cat([top2, d], dim=1).topk(2, dim=1, largest=False).values
-        best.append(top2 / scale)
-    return torch.cat(best) if best else torch.empty(0, 2, dtype=torch.float64)
+            index = torch.arange(j, j + d.shape[1]).expand_as(d)         # (c, c') training ids
+            top2, pick = torch.cat([top2, d], dim=1).topk(2, dim=1, largest=False)
+            top2_index = torch.cat([top2_index, index], dim=1).gather(1, pick)
+        dists.append(top2 / scale)
+        nearest.append(top2_index[:, 0])
+    return torch.cat(dists), torch.cat(nearest)
 
 
-def copies_report(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+COPIES_GRID = 8             # --copies-grid: images per row
+
+
+def copies_report(args: argparse.Namespace) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """--copies TRAIN: nearest-training-image distances of PATH_A and of PATH_B, printed as
-    quantiles with the count of near-copies.  Returns {folder: (Q, 2) distances}."""
+    quantiles with the count of near-copies; with --copies-grid, the closest of each set beside
+    their nearest training images.  Returns {folder: ((Q, 2) distances, (Q,) nearest index)}."""
     try:
         first = next((im for p in list_images(args.path_a)[0] if (im := read_rgb(p)) is not None), None)
         if first is None:
             raise ValueError(f"{args.path_a}: no readable image")
         size = first.shape[0]                                      # the generated images' size
         train = load_images(args.copies, size).images              # (N, 3, S, S) uint8
-        found = {name: nearest_training_distances(load_images(name, size).images, train)
-                 for name in (args.path_a, args.path_b)}
+        images = {name: load_images(name, size).images for name in (args.path_a, args.path_b)}
+        found = {name: nearest_training_distances(images[name], train) for name in images}
     except ValueError as err:                                      # missing folder, too few images
         raise SystemExit(f"--copies: {err}")
     qs = (0.0, 0.01, 0.1, 0.5)
@@ -872,13 +881,25 @@ def copies_report(args: argparse.Namespace) -> dict[str, torch.Tensor]:
           f"pixel distance over [0, 1] RGB, and d1/d2, its ratio to the second nearest's")
     print(f"  {'':<{width}} {'d1: min':>7} {'1%':>6} {'10%':>6} {'median':>6}  {'min d1/d2':>9}  "
           f"near-copies (d1/d2 < {NEAR_COPY_RATIO:.2f})")
-    for name, d in found.items():
+    rows, labels = [], []
+    for name, (d, nearest) in found.items():
         label = str(name) + ("" if name == args.path_a else " (unseen)")
         quantiles = d[:, 0].quantile(torch.tensor(qs, dtype=d.dtype)).tolist()
         ratio = d[:, 0] / d[:, 1].clamp_min(1e-12)    # a copy of an image the training set holds twice: 0
         copies = int((ratio < NEAR_COPY_RATIO).sum())
         print(f"  {label:<{width}} {quantiles[0]:>7.4f} " + " ".join(f"{v:>6.4f}" for v in quantiles[1:])
               + f"  {ratio.min().item():>9.3f}  {copies} of {len(d)}")
+        closest = ratio.argsort()[:COPIES_GRID]                    # the nearest to being copies
+        rows += [images[name][closest], train[nearest[closest]]]
+        labels += [f"{Path(name).name}{' (unseen)' if name != args.path_a else ''}", "its nearest train"]
+    if args.copies_grid is not None:
+        from landscapes import save_image_grid
+
+        blank = torch.full((COPIES_GRID, *train.shape[1:]), 255, dtype=torch.uint8)
+        rows = [torch.cat([r, blank[len(r):]]) for r in rows]      # sets smaller than a row
+        save_image_grid(torch.cat(rows), args.copies_grid, nrow=COPIES_GRID, row_labels=labels,
+                        title=f"lowest d1/d2 first: each image over its nearest in {args.copies}")
+        print(f"wrote {args.copies_grid}")
     return found
 
 
@@ -1004,6 +1025,8 @@ def main(args: argparse.Namespace) -> float | None:
     if args.save_stats and (args.per_class or args.precision_recall or args.copies):
         raise SystemExit("--save-stats writes statistics only; run --per-class, "
                          "--precision-recall or --copies without it")
+    if args.copies_grid is not None and args.copies is None:
+        raise SystemExit("--copies-grid draws what --copies finds: add --copies TRAIN")
     if args.copies is not None:                             # before minutes of network time
         for name in (args.path_a, args.path_b):
             if Path(name).suffix == ".npz":
@@ -1076,6 +1099,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "images in the training folder TRAIN, for PATH_A and, as the baseline of "
                         "unseen real images, PATH_B; and the near-copies (nearest < 1/3 of the "
                         "second nearest)")
+    p.add_argument("--copies-grid", type=Path, default=None, metavar="PNG",
+                   help=f"with --copies: also a PNG of the {COPIES_GRID} images of PATH_A and of "
+                        f"PATH_B nearest to being copies (lowest d1/d2), each over its nearest "
+                        f"training image")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
                    help=f"where folder statistics are cached (default {DEFAULT_CACHE_DIR})")
     return p.parse_args(argv)

@@ -272,12 +272,14 @@ def test_precision_recall_limits():
 def test_nearest_training_distances_match_brute_force():
     """Chunks smaller than both sets, so the running top-2 is merged across training chunks."""
     queries, train = random_images(7, size=8, seed=1), random_images(11, size=8, seed=2)
-    got = fid.nearest_training_distances(queries, train, chunk=3)
+    got, nearest = fid.nearest_training_distances(queries, train, chunk=3)
     diffs = queries.double().flatten(1)[:, None] - train.double().flatten(1)[None]   # (7, 11, D)
     rms = diffs.pow(2).mean(-1).sqrt() / 255                                      # (7, 11)
     torch.testing.assert_close(got, rms.sort(dim=1).values[:, :2], rtol=1e-12, atol=0)
-    assert fid.nearest_training_distances(train[:4], train)[:, 0].eq(0).all()    # itself: 0
-    assert fid.nearest_training_distances(queries[:0], train).shape == (0, 2)
+    assert torch.equal(nearest, rms.argmin(dim=1))
+    itself, index = fid.nearest_training_distances(train[[4, 9, 1]], train, chunk=3)
+    assert itself[:, 0].eq(0).all() and index.tolist() == [4, 9, 1]
+    assert [t.shape for t in fid.nearest_training_distances(queries[:0], train)] == [(0, 2), (0,)]
     with pytest.raises(ValueError, match="≥ 2 training images"):
         fid.nearest_training_distances(queries, train[:1])
     with pytest.raises(ValueError, match="uint8"):                 # [0, 1] floats: a wrong scale
@@ -296,15 +298,19 @@ def test_cli_copies_finds_the_copies_and_only_them(tmp_path, capsys, monkeypatch
     generated = torch.cat([train[:3], noisy, landscapes(4, seed=5)])
     for name, images in (("train", train), ("gen", generated), ("test", landscapes(10, seed=7))):
         write_pngs(tmp_path / name, images)
+    grid = tmp_path / "copies.png"
     args = fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--device", "cpu",
-                           "--copies", str(tmp_path / "train")])
+                           "--copies", str(tmp_path / "train"), "--copies-grid", str(grid)])
     fid.main(args)
     out = capsys.readouterr().out
     assert re.search(r"gen +0\.0000 .* 6 of 10$", out, re.M), out
     assert re.search(r"test \(unseen\) .* 0 of 10$", out, re.M), out
     found = fid.copies_report(args)
-    d1, d2 = found[str(tmp_path / "gen")].T                           # (10,) each
+    distances, nearest = found[str(tmp_path / "gen")]
+    d1, d2 = distances.T                                               # (10,) each
     assert (d1[:3] == 0).all() and (d1[3:6] < 0.02).all() and (d1[6:] > 0.05).all()
+    assert nearest[1:6].tolist() == [1, 2, 3, 4, 5] and nearest[0] in (0, 19)   # 19 holds 0 too
+    assert grid.stat().st_size > 5_000
     assert f" {d1.quantile(0.5).item():>6.4f}  " in out               # the median is d1's
 
     (tmp_path / "no_images").mkdir()
@@ -316,6 +322,8 @@ def test_cli_copies_finds_the_copies_and_only_them(tmp_path, capsys, monkeypatch
         fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--copies", str(tmp_path / "nope")]))
     with pytest.raises(SystemExit, match="needs image folders, not"):
         fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "s.npz"), "--copies", str(tmp_path / "train")]))
+    with pytest.raises(SystemExit, match="--copies-grid draws what --copies finds"):
+        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--copies-grid", str(grid)]))
     with pytest.raises(SystemExit, match="--save-stats writes statistics only"):
         fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "s.npz"), "--save-stats",
                                  "--copies", str(tmp_path / "train")]))
