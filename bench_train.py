@@ -9,7 +9,7 @@ Both models are built with the same shape (pixel space, 32 px, 3 channels, hidde
 4 heads, batch 64) and trained with the same step: L_simple under autocast, backward, fused
 AdamW.  For each (patch, precision) it prints images/s, the ratio ours / diffusers and the
 achieved GFLOP/s against the matrix-multiply peak, which it measures first in the same run
-(a 2048³ product; REFERENCES.md quotes about 190 GFLOP/s fp32 and 900 bf16, but this 2-core
+(a 2048³ product; the project's reference notes quote about 190 GFLOP/s fp32 and 900 bf16, but this 2-core
 AMD EPYC reaches about 400 in bf16: its AVX-512-BF16 units run at twice fp32, not four times).
 A training step costs ≈ 3 forward passes (forward, and a backward that computes gradients for
 both activations and weights); "GFLOP/s" counts 2 FLOPs per multiply-add, the hardware
