@@ -235,7 +235,7 @@ def main(args: argparse.Namespace) -> None:
                              f" and pass runs/<name>/checkpoint.pt")
         try:
             model = LandscapeModel(path, device)
-        except ValueError as e:               # a file that is not a checkpoint
+        except (FileNotFoundError, ValueError) as e:   # a folder, or a file that is not a checkpoint
             raise SystemExit(f"--checkpoint: {e}")
         try:                                  # a short name for titles: relative where it can be
             source = str(path.resolve().relative_to(Path.cwd()))

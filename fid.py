@@ -883,15 +883,15 @@ def copies_report(args: argparse.Namespace) -> dict[str, tuple[torch.Tensor, tor
           f"near-copies (d1/d2 < {NEAR_COPY_RATIO:.2f})")
     rows, labels = [], []
     for name, (d, nearest) in found.items():
-        label = str(name) + ("" if name == args.path_a else " (unseen)")
+        unseen = "" if name == args.path_a else " (unseen)"
         quantiles = d[:, 0].quantile(torch.tensor(qs, dtype=d.dtype)).tolist()
         ratio = d[:, 0] / d[:, 1].clamp_min(1e-12)    # a copy of an image the training set holds twice: 0
         copies = int((ratio < NEAR_COPY_RATIO).sum())
-        print(f"  {label:<{width}} {quantiles[0]:>7.4f} " + " ".join(f"{v:>6.4f}" for v in quantiles[1:])
+        print(f"  {str(name) + unseen:<{width}} {quantiles[0]:>7.4f} " + " ".join(f"{v:>6.4f}" for v in quantiles[1:])
               + f"  {ratio.min().item():>9.3f}  {copies} of {len(d)}")
         closest = ratio.argsort()[:COPIES_GRID]                    # the nearest to being copies
         rows += [images[name][closest], train[nearest[closest]]]
-        labels += [f"{Path(name).name}{' (unseen)' if name != args.path_a else ''}", "its nearest train"]
+        labels += [Path(name).name + unseen, "its nearest train"]
     if args.copies_grid is not None:
         from landscapes import save_image_grid
 

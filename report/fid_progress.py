@@ -64,8 +64,9 @@ def main(out: Path) -> None:
     ax.plot(x, y, "s", color="C3", label="DiT-Ti/2 without QK-norm (sessions 3 and 4)")
     ax.axhline(2 * floor, color="k", ls="--", lw=1, label=f"target: 2 × floor = {2 * floor:.2f}")
     ax.axhline(floor, color="grey", ls=":", lw=1, label=f"floor (real vs real) = {floor:.2f}")
-    ax.axvline(images_seen(QK_NORM_RUN[1][0]), color="grey", lw=0.5)
-    ax.text(images_seen(QK_NORM_RUN[1][0]), 0.66 * ax.get_ylim()[1], " leg 2 starts\n (fresh AdamW)",
+    leg2_start = images_seen(QK_NORM_RUN[1][0])                   # leg 1's end
+    ax.axvline(leg2_start, color="grey", lw=0.5)
+    ax.text(leg2_start, 0.66 * ax.get_ylim()[1], " leg 2 starts\n (fresh AdamW)",
             fontsize=8, va="top")                  # below the legend
     ax.set_xlabel("training images seen (millions)")
     ax.set_ylabel("FID, N = 5,000, 50 DDIM steps")

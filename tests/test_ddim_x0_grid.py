@@ -104,3 +104,5 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     with pytest.raises(SystemExit, match="--checkpoint: .*junk.pt is not a checkpoint of train_one_epoch.py"):
         grid.main(args_for(tmp_path, "--checkpoint", str(tmp_path / "junk.pt")))
+    with pytest.raises(SystemExit, match="--checkpoint: no checkpoint at"):    # a folder
+        grid.main(args_for(tmp_path, "--checkpoint", str(tmp_path)))
