@@ -15,8 +15,9 @@ The objective (DDPM §3.2, "L_simple"; DiT §4 trains the same ε-prediction los
     L   = ‖ε − ε̂_θ(x_t, t, y)‖²                            (DDPM eq. 14)
 
 The optimiser is the paper's: AdamW, lr 1e-4, no weight decay, a constant learning rate (no
-warm-up, no decay: DiT found none needed), horizontal flips as the only augmentation, an EMA of
-the weights for sampling, and 10% label dropout so the model can later be guided (cfg.py).
+warm-up, which DiT found unnecessary, and no decay), horizontal flips as the only augmentation,
+an EMA of the weights for sampling, and 10% label dropout so the model can later be guided
+(cfg.py).  --warmup-steps and --decay-steps add a linear warm-up and a linear cooldown to 0.
 
 What a run writes into its folder (--out, default runs/<model>-p<patch>):
   checkpoint.pt  model, EMA, optimiser, step, RNG states, config — atomically, every
@@ -107,6 +108,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="raise the lr linearly over the first N steps (paper: 0). A second leg "
                             "from --init-from starts AdamW's moments at zero, where its first "
                             "steps move every weight by ≈ lr: a warm-up softens that jolt")
+    optim.add_argument("--decay-steps", type=int, default=0,
+                       help="lower the lr linearly to 0 over the run's last N steps, those before "
+                            "--max-steps (or the last --epochs step) (paper: 0, constant). A "
+                            "cooldown at the end of a run, as in warmup-stable-decay schedules")
     optim.add_argument("--grad-clip", type=float, default=None,
                        help="clip the gradient norm to this value (paper: none)")
     optim.add_argument("--ema-decay", type=float, default=0.9999,
@@ -182,6 +187,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise SystemExit("--export-every N needs N ≥ 1 and an --export path to name the snapshots after")
     if args.warmup_steps < 0:
         raise SystemExit("--warmup-steps must be at least 0 (0 = the paper's constant lr)")
+    if args.decay_steps < 0:
+        raise SystemExit("--decay-steps must be at least 0 (0 = the paper's constant lr)")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise SystemExit("--max-minutes must be positive")
     if not 0 <= args.class_dropout < 1:
@@ -380,6 +387,19 @@ def training_loss(model, x0, y, alpha_bar, buckets: int = 3):
     sums = torch.zeros(buckets, device=x0.device).index_add_(0, bucket, per_sample.detach())
     counts = torch.zeros(buckets, device=x0.device).index_add_(0, bucket, torch.ones_like(per_sample))
     return per_sample.mean(), sums, counts
+
+
+def learning_rate(step: int, lr: float, warmup_steps: int, decay_steps: int, end_step: int) -> float:
+    """The lr of step n = 0, 1, …: a linear warm-up, the constant lr, then a linear cooldown to 0
+    that ends at the run's last step S (warmup-stable-decay):
+
+        lr_n = lr · min(1, (n + 1)/W) · min(1, (S − n)/D)      W = --warmup-steps, D = --decay-steps
+
+    With W = D = 0 it is the paper's constant lr.  The cooldown's last step still moves (lr/D):
+    an lr of exactly 0 would be a step that trains nothing."""
+    warm = min(1.0, (step + 1) / max(1, warmup_steps))
+    cool = min(1.0, (end_step - step) / decay_steps) if decay_steps else 1.0
+    return lr * warm * cool
 
 
 @torch.no_grad()
@@ -782,6 +802,11 @@ def main(args: argparse.Namespace) -> None:
     seen = torch.zeros(n_images, dtype=torch.bool)          # which images this rank trained on
     t_start = time.perf_counter()
     images_done = 0
+    planned_steps = total_steps           # the cooldown ends here, even if --max-minutes comes first
+    if args.decay_steps and step < total_steps:
+        log(f"lr cooldown: {args.lr:g} → 0 linearly from step {max(0, total_steps - args.decay_steps)} "
+            f"to step {total_steps}" + (" (unless --max-minutes stops the run before)"
+                                        if args.max_minutes is not None else ""))
     bar = landscapes.progress_bar(total_steps, step, enabled=is_main)
     model.train()
     try:
@@ -799,8 +824,9 @@ def main(args: argparse.Namespace) -> None:
                 if step >= total_steps:
                     break
                 u8, y = u8.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                for group in opt.param_groups:  # lr_n = lr · min(1, (n + 1)/N), N = --warmup-steps
-                    group["lr"] = args.lr * min(1.0, (step + 1) / max(1, args.warmup_steps))
+                for group in opt.param_groups:   # the warm-up and cooldown, if asked for
+                    group["lr"] = learning_rate(step, args.lr, args.warmup_steps, args.decay_steps,
+                                                planned_steps)
                 pending.append(train_step(train_model, model, ema, opt, u8, y, alpha_bar,
                                           ema_updates, args, device, precision))
                 ema_updates += 1

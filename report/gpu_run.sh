@@ -12,6 +12,13 @@
 #       bash report/gpu_run.sh                                   # a new leg from the shipped export
 #   OUT=/tmp/out QK_NORM=1 INIT=checkpoints/dit_landscapes.pt SEED=2 WARMUP=500 RESUME=1 \
 #       bash report/gpu_run.sh                                   # ... and its next call
+#   ... RESUME=1 COOLDOWN=2500 bash report/gpu_run.sh            # ... or one that ends the run
+#                                                                # with the lr falling to 0
+#
+# COOLDOWN=N makes this call train N more steps (past the resumed step, or from 0) while the lr
+# falls linearly to 0 (--max-steps and --decay-steps; --max-minutes still guards the budget, so
+# pick N to fit it: ~18.8 steps/s on an H100 at batch 1024, after ~30 s of compiling on a fresh
+# machine and a few seconds on a warm one; leg 2's second call ran 2,765 steps in --max-minutes 2.5).
 #
 # Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
 # skip the GPU tests, a second leg's w = 0.5 samples, and its fallback samples (each costs time a
@@ -51,6 +58,7 @@ FALLBACK=${FALLBACK:-1}
 EXPORT_EVERY=${EXPORT_EVERY:-3000}
 QK_NORM=${QK_NORM:-0}
 RESUME=${RESUME:-0}
+COOLDOWN=${COOLDOWN:-0}
 MODEL=(--model DiT-Ti/2)
 if [ "$QK_NORM" = 1 ]; then MODEL+=(--qk-norm); fi
 LOG="$OUT/train.log"
@@ -81,6 +89,13 @@ if [ "$WARMUP" != 0 ]; then COMMON+=(--warmup-steps "$WARMUP"); fi
 # A resumed second leg keeps INIT for its reserve and fallback samples, but continues the run.
 if [ "$RESUME" = 1 ]; then COMMON+=(--resume /tmp/run/checkpoint.pt)
 elif [ -n "$INIT" ]; then COMMON+=(--init-from "$INIT"); fi
+if [ "$COOLDOWN" != 0 ]; then
+    START=0
+    if [ "$RESUME" = 1 ]; then
+        START=$($PY -c "import torch; print(torch.load('/tmp/run/checkpoint.pt', map_location='cpu', mmap=True, weights_only=True)['step'])")
+    fi
+    COMMON+=(--max-steps $((START + COOLDOWN)) --decay-steps "$COOLDOWN")
+fi
 if [ "$EAGER_CHECK" = 1 ] && [ "$RESUME" != 1 ]; then
     echo "== eager speed check: batch 1024, 0.3 minutes ==" >> "$LOG"
     $PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out /tmp/eager >> "$LOG" 2>&1

@@ -488,6 +488,21 @@ def test_warmup_scales_adams_first_step(data, tmp_path):
         tr.parse_args(["--warmup-steps", "-1"])
 
 
+def test_cooldown_lowers_the_lr_linearly_to_the_runs_last_step(data, tmp_path):
+    """lr_n = lr·min(1, (n+1)/W)·min(1, (S−n)/D) in closed form; a run's optimiser ends at the
+    last step's lr, lr/D, also when --resume continued it part-way through the cooldown."""
+    assert [tr.learning_rate(n, 1.0, 0, 4, 10) for n in range(10)] == [1] * 7 + [0.75, 0.5, 0.25]
+    assert [tr.learning_rate(n, 1.0, 4, 4, 5) for n in range(5)] == [0.25, 0.5, 0.75 * 0.75, 0.5, 0.25]
+    assert [tr.learning_rate(n, 2.0, 0, 0, 3) for n in range(3)] == [2.0] * 3          # the paper's
+    state = train(data, tmp_path / "run", "--max-steps", "4", "--lr", "1e-3", "--decay-steps", "2")
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 2)
+    state = train(data, tmp_path / "run", "--max-steps", "7", "--lr", "1e-3", "--decay-steps", "5",
+                  "--resume")
+    assert state["step"] == 7 and state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 5)
+    with pytest.raises(SystemExit, match="--decay-steps must be at least 0"):
+        tr.parse_args(["--decay-steps", "-1"])
+
+
 def test_qk_norm_is_part_of_the_config(data, tmp_path):
     """--qk-norm travels in the config: its export rebuilds with the norms, a run that starts
     from it keeps them unless --no-qk-norm contradicts it (a one-line error), and a checkpoint
