@@ -329,6 +329,16 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def steps_before(init_from: dict | None) -> int:
+    """The steps behind the model a run started from: its --init-from source's, plus those of the
+    source's own source, and so on down the chain of legs that the records nest."""
+    total = 0
+    while init_from:
+        total += init_from.get("steps") or 0
+        init_from = init_from.get("init_from")
+    return total
+
+
 def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
     """The EMA weights alone, in bf16 (half the bytes; sampling loads them back as fp32), with
     the config and class names: everything `dit.load_dit_checkpoint` needs, nothing to resume.
@@ -337,7 +347,7 @@ def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
     small = dict(config=state["config"], class_names=state["class_names"],
                  ema={k: v.to("cpu", torch.bfloat16) for k, v in state["ema"].items()},
                  trained={k: v for k, v in metrics.items()
-                          if k in ("steps", "epochs", "wall_time_s", "device", "precision",
+                          if k in ("steps", "steps_in_all", "epochs", "wall_time_s", "device", "precision",
                                    "smoothed_loss", "command", "legs", "init_from") or k.startswith("fid")})
     save_checkpoint(path, small)
     return path
@@ -673,10 +683,15 @@ def main(args: argparse.Namespace) -> None:
         # EMA start there.  AdamW's moments start at zero again (an export keeps none).
         model.load_state_dict({k: v.float() for k, v in source["ema"].items()})
         ema.load_state_dict(model.state_dict())
-        earlier = source.get("trained", {"steps": source.get("step")})
+        # Its record: an export's `trained`, or a full checkpoint's own step and source.  The
+        # source's init_from nests inside, so a third leg still knows the first one's steps.
+        earlier = source.get("trained") or dict(steps=source.get("step"), init_from=source.get("init_from"))
         init_from = dict(path=args.init_from, **{k: earlier.get(k) for k in
-                                                 ("steps", "wall_time_s", "device", "command", "legs")})
-        log(f"starting from the EMA weights of {args.init_from} ({earlier.get('steps')} steps)")
+                                                 ("steps", "wall_time_s", "device", "command", "legs",
+                                                  "init_from")})
+        before = steps_before(init_from)
+        log(f"starting from the EMA weights of {args.init_from} ({earlier.get('steps')} steps"
+            + (f"; {before} with the legs before it)" if before != earlier.get("steps") else ")"))
 
     # Each process that trains this run is one leg (the first, then one per --resume): its
     # command goes into metrics.json and the export, so a run made of several calls names them all.
@@ -708,9 +723,11 @@ def main(args: argparse.Namespace) -> None:
 
     def run_record(wall_time_s: float) -> dict:
         """What the run has done so far: the core of metrics.json and of an export's `trained`
-        record (the smoothed loss is the mean of the last ≤ 100 steps)."""
+        record: `steps` are this run's, `steps_in_all` add those of the legs it started from
+        (--init-from, nested in `init_from`); the smoothed loss is the mean of the last ≤ 100."""
         tail = history["loss"][-100:]
-        return dict(steps=step, epochs=step / steps_per_epoch, wall_time_s=wall_time_s,
+        return dict(steps=step, steps_in_all=step + steps_before(init_from),
+                    epochs=step / steps_per_epoch, wall_time_s=wall_time_s,
                     smoothed_loss=sum(tail) / len(tail) if tail else None,
                     device=str(device), precision=precision, init_from=init_from,
                     command=command, legs=history["legs"])
@@ -897,7 +914,7 @@ def main(args: argparse.Namespace) -> None:
         if not args.no_samples:
             x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, device, precision,
                              args.sample_steps, args.seed, guidance=guidance)
-            earlier = init_from["steps"] if init_from and init_from["steps"] else 0
+            earlier = steps_before(init_from)
             trained = f"{earlier + step} steps ({step} in this run)" if earlier else f"{step} steps"
             guided = f", guidance w = {guidance:g}" if guidance else ""
             landscapes.save_image_grid(

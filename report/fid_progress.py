@@ -33,10 +33,11 @@ FLOOR = "cpu_ti4/metrics.json"
 
 
 def images_seen(metrics_file: str) -> float:
-    """Millions of training images behind a run's final model: its steps plus those of the
-    export it started from (--init-from), times the batch size in its command."""
+    """Millions of training images behind a run's final model: its steps and those of the legs
+    it started from (`steps_in_all`; the files of legs 1 and 2 predate it, and leg 2's own
+    init_from is leg 1, which started from nothing), times the batch size in its command."""
     m = json.loads((REPORT / metrics_file).read_text())
-    steps = m["steps"] + ((m.get("init_from") or {}).get("steps") or 0)
+    steps = m.get("steps_in_all") or m["steps"] + ((m.get("init_from") or {}).get("steps") or 0)
     batch = int(re.search(r"--batch-size (\d+)", m["command"]).group(1))
     return steps * batch / 1e6
 

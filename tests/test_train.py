@@ -457,8 +457,16 @@ def test_a_resumed_run_records_every_legs_command(data, tmp_path):
     assert torch.load(tmp_path / "run.pt", weights_only=True)["trained"]["legs"] == legs
     train(data, tmp_path / "next", "--max-steps", "1", "--init-from", str(tmp_path / "run.pt"))
     assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_from"]["legs"] == legs
-    train(data, tmp_path / "next", "--max-steps", "2", "--resume")       # resumed: still from run.pt
+    train(data, tmp_path / "next", "--max-steps", "2", "--resume",       # resumed: still from run.pt
+          "--export", str(tmp_path / "next.pt"))
     assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_from"]["legs"] == legs
+    # A third leg, from the second's export or its full checkpoint, still counts the first's
+    # 3 steps: the records nest.
+    for source in (tmp_path / "next.pt", tmp_path / "next" / tr.CHECKPOINT):
+        train(data, tmp_path / "third", "--max-steps", "1", "--init-from", str(source))
+        third = json.loads((tmp_path / "third" / "metrics.json").read_text())
+        assert (third["steps"], third["steps_in_all"]) == (1, 1 + 2 + 3)
+        assert (third["init_from"]["steps"], third["init_from"]["init_from"]["legs"]) == (2, legs)
     state = train(data, tmp_path / "run", "--max-steps", "3", "--resume")         # nothing to train
     assert len(state["history"]["legs"]) == 2
     del state["history"]["legs"]
