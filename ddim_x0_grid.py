@@ -16,7 +16,7 @@ below, the class's palette), then shapes, and only in the last steps the fine de
 What it writes into --out (default report/ddim_x0):
   x0_step<k>_t<t>.png   the 10×10 grid of x̂0 at each shown step (one class per row)
   final.png             the final samples (= x̂0 of the last step, where ᾱ_prev = 1)
-  overview.png          one panel per shown step, labelled with t (x_t beside x̂0 with --show-xt)
+  overview.png          one panel per shown step, labelled with t (x_t under x̂0 with --show-xt)
   x0_trajectory.gif     x̂0 grids over all steps
 The sampler is dit.ddim_sample, the project's one DDIM implementation.
 
@@ -288,7 +288,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="trailing starts at t = T−1, from pure noise (Lin et al. 2023)")
     ap.add_argument("--show-steps", type=int, nargs="+", default=None,
                     help="0-based step indices to draw (default: 10 spread out, with the last)")
-    ap.add_argument("--show-xt", action="store_true", help="draw x_t beside x̂0 in the overview")
+    ap.add_argument("--show-xt", action="store_true", help="draw x_t under x̂0 in the overview")
     ap.add_argument("--seed", type=int, default=0, help="seeds x_T (and z when η > 0)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="autocast dtype")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

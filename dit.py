@@ -17,6 +17,8 @@ What lives here and is imported elsewhere:
   DiT, DIT_CONFIGS, build_dit   the model and the paper's named configs (S/B/L/XL × /2 /4 /8)
   forward_gflops                the cost of one forward pass, in the paper's convention
   ddim_sample                   the one sampler of the project (Song et al. 2021, eq. 12)
+  read_checkpoint, load_dit_checkpoint   a trained model's file, checked; the model rebuilt
+  recording_attention           each block's largest attention logit and entropy, per forward
 
 `python dit.py` prints the configs with their parameters and GFLOPs at 32×32×3 (seconds).
 Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D width, p patch.
@@ -68,7 +70,7 @@ class LabelEmbedder(nn.Module):
 
     The table has num_classes + 1 rows: row `num_classes` is the null class ∅.  In training
     (model.train()) each label is replaced by ∅ with probability `dropout_prob`, so one network
-    learns both ε̂(x_t, t, y) and ε̂(x_t, t, ∅); cfg.py mixes the two at sampling time.  In
+    learns both ε̂(x_t, t, y) and ε̂(x_t, t, ∅); DiT.guided_eps mixes the two at sampling time.  In
     model.eval() nothing is dropped — forgetting eval() silently drops 10% of the labels.
     """
 

@@ -6,7 +6,7 @@
     torchrun --nproc_per_node 2 train_one_epoch.py --patch 4   # data-parallel (DDP)
     python train_one_epoch.py --model DiT-Ti/2 --epochs 5000 --max-minutes 5   # a time budget
     python train_one_epoch.py --model DiT-Ti/2 --init-from checkpoints/dit_landscapes.pt \
-        --max-steps 0 --fid 5000 --guidance 0.5          # evaluate a model, guided (w = 0.5)
+        --max-steps 0 --fid 5000 --guidance 0.5 --out runs/eval   # evaluate a model (w = 0.5)
 
 The objective (DDPM §3.2, "L_simple"; DiT §4 trains the same ε-prediction loss):
 
@@ -17,9 +17,10 @@ The objective (DDPM §3.2, "L_simple"; DiT §4 trains the same ε-prediction los
 The optimiser is the paper's: AdamW, lr 1e-4, no weight decay, a constant learning rate (no
 warm-up, which DiT found unnecessary, and no decay), horizontal flips as the only augmentation,
 an EMA of the weights for sampling, and 10% label dropout so the model can later be guided
-(cfg.py).  --warmup-steps and --decay-steps add a linear warm-up and a linear cooldown to 0.
+(dit.DiT.guided_eps, --guidance).  --warmup-steps and --decay-steps add a linear warm-up and a
+linear cooldown to 0.
 
-What a run writes into its folder (--out, default runs/<model>-p<patch>):
+What a run writes into its folder (--out, default runs/DiT-<depth>x<width>-p<patch>-<size>px):
   checkpoint.pt  model, EMA, optimiser, step, RNG states, config — atomically, every
                  --ckpt-every steps, at the end and on Ctrl-C or SIGTERM; --resume continues
   loss.png       per-step loss with a smoothed curve, and the loss per timestep bucket
@@ -27,7 +28,7 @@ What a run writes into its folder (--out, default runs/<model>-p<patch>):
   metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the command line
 
 On 2 CPU cores the default (DiT-Ti/2, 10,000 images, batch 64, bf16) trained its epoch in
-368 s at 27.1 images/s, 7.5 minutes in all with sampling the grid; on an H200 the same model
+356 s at 28.0 images/s, 7 min 13 s in all with sampling the grid; on an H200 the same model
 trained at 23,500 images/s (batch 1024, --compile).  Shapes: B batch, C channels, H = W image
 size, T steps.
 """
@@ -90,7 +91,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--hidden", type=int, default=None, help="width D (default 256)")
     model.add_argument("--heads", type=int, default=None, help="attention heads (default 4)")
     model.add_argument("--class-dropout", type=float, default=0.1,
-                       help="label dropout to the null class, so cfg.py can guide (paper: 0.1)")
+                       help="label dropout to the null class, so sampling can be guided (--guidance; paper: 0.1)")
     model.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="RMS-normalise queries and keys (not in the paper): bounds the "
                             "attention logits, whose growth made long runs diverge here "
@@ -103,7 +104,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     optim.add_argument("--batch-size", type=int, default=64,
                        help="global batch (paper: 256); 64 fits a 2-core CPU's caches well")
     optim.add_argument("--lr", type=float, default=1e-4,
-                       help="AdamW learning rate, constant (paper: 1e-4, no warm-up, no decay)")
+                       help="AdamW learning rate: constant, or the peak with --warmup-steps/--decay-steps "
+                            "(paper: 1e-4, constant)")
     optim.add_argument("--warmup-steps", type=int, default=0,
                        help="raise the lr linearly over the first N steps (paper: 0). A second leg "
                             "from --init-from starts AdamW's moments at zero, where its first "
@@ -124,7 +126,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                             "(e.g. a borrowed GPU) with --epochs as the upper bound")
     run = ap.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds data order, noise, t and init")
-    run.add_argument("--out", default=None, help="run folder (default runs/<model>-p<patch>)")
+    run.add_argument("--out", default=None, help="run folder (default runs/DiT-<depth>x<width>-p<patch>-<size>px)")
     run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                      help="continue from CKPT, or from <out>/checkpoint.pt when given alone")
     run.add_argument("--init-from", default=None, metavar="CKPT",

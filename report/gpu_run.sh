@@ -20,7 +20,7 @@
 # pick N to fit it: ~18.8 steps/s on an H100 at batch 1024, after ~30 s of compiling on a fresh
 # machine and a few seconds on a warm one; leg 2's second call ran 2,765 steps in --max-minutes 2.5).
 #
-# Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
+# Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000), PY (python3); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
 # skip the GPU tests, a second leg's w = 0.5 samples, and its fallback samples (each costs time a
 # short call lacks; FALLBACK=0 still brings the fallback snapshot back, unsampled).  The 0/1
 # knobs take 0 or 1 only.
