@@ -37,7 +37,7 @@ import torch
 import landscapes
 from dit import ddim_sample, load_dit_checkpoint
 from forward_process import alpha_bar_from_betas, make_betas
-from train_one_epoch import autocast, keep_freed_memory, pick_device
+from train_one_epoch import autocast, bf16_is_fast, keep_freed_memory, pick_device
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 
@@ -225,6 +225,8 @@ def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     if device.type == "cpu":
         keep_freed_memory()                  # reuse activation memory between steps
+    if args.precision == "auto":             # as the FID samples are drawn (train_one_epoch.py)
+        args.precision = "bf16" if bf16_is_fast(device) else "fp32"
     if args.model:
         model = DiffusersDiT(args.model, device)
         source = args.model
@@ -265,8 +267,9 @@ def main(args: argparse.Namespace) -> None:
     written.append(out / "x0_trajectory.gif")
     (out / "run.json").write_text(json.dumps(
         dict(source=source, steps=args.steps, eta=args.eta, spacing=args.spacing, seed=args.seed,
+             precision=args.precision,
              n=args.n, shown_steps=[k + 1 for k, *_ in shown], shown_t=[t for _, t, *_ in shown]), indent=2))
-    print(f"sampled {args.n} images with {args.steps} DDIM steps from {source} on {device}")
+    print(f"sampled {args.n} images with {args.steps} DDIM steps from {source} on {device}, {args.precision}")
     print("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -290,7 +293,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="0-based step indices to draw (default: 10 spread out, with the last)")
     ap.add_argument("--show-xt", action="store_true", help="draw x_t under x̂0 in the overview")
     ap.add_argument("--seed", type=int, default=0, help="seeds x_T (and z when η > 0)")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="autocast dtype")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="autocast dtype; auto: bf16 where the hardware has fast bf16 (as the FID "
+                         "samples are drawn), else fp32")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--out", default="report/ddim_x0", help="output folder")
     args = ap.parse_args(argv)

@@ -1,6 +1,7 @@
 """ddim_x0_grid.py: the x̂0 trajectory on our DiT, and the diffusers DiT-XL/2 path exercised on a
 tiny randomly initialised diffusers DiT + VAE saved to a folder and loaded through the same code."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,11 @@ def test_main_writes_grids_overview_and_gif(checkpoint, tmp_path):
     gif = Image.open(tmp_path / "x0_trajectory.gif")
     assert 2 <= gif.n_frames <= 6       # PIL merges frames that quantise to the same palette image
     assert gif.size == (384, 384)       # 2×2 grid of 16 px, enlarged 12× to be visible
+    # --precision auto (the default) resolves as training's does: bf16 only where it is fast.
+    expected = "bf16" if grid.bf16_is_fast(torch.device("cpu")) else "fp32"
+    assert json.loads((tmp_path / "run.json").read_text())["precision"] == expected
+    grid.main(args_for(tmp_path, "--checkpoint", str(checkpoint), "--precision", "fp32"))
+    assert json.loads((tmp_path / "run.json").read_text())["precision"] == "fp32"
 
 
 def test_diffusers_path_on_a_tiny_saved_pipeline(hf_folder, tmp_path):
