@@ -19,7 +19,7 @@ Run it to see all of this:
 
 writes PNGs (a real image noised at t = 0 … T for each schedule; ᾱ_t and log-SNR curves at
 T = 100, 500, 1000; the timestep-embedding heatmap; the patch study for p = 2, 4, 8) and prints
-the patch-size table (tokens, GFLOPs of a DiT forward pass).  About 20 s on 2 CPU cores.
+the patch-size table (tokens, GFLOPs of a DiT forward pass).  About 6 s on 2 CPU cores.
 
 Notation.  t is 0-based in code (t = 0 … T−1, as in DiT's and diffusers' code); the papers count
 1 … T.  `alpha_bar[t]` is ᾱ at the code's step t.  DDIM's paper writes α for DDPM's ᾱ.
