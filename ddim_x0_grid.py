@@ -37,7 +37,7 @@ import torch
 import landscapes
 from dit import ddim_sample, load_dit_checkpoint
 from forward_process import alpha_bar_from_betas, make_betas
-from train_one_epoch import autocast, bf16_is_fast, keep_freed_memory, pick_device
+from train_one_epoch import autocast, keep_freed_memory, pick_device, resolve_precision
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 
@@ -225,8 +225,7 @@ def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     if device.type == "cpu":
         keep_freed_memory()                  # reuse activation memory between steps
-    if args.precision == "auto":             # as the FID samples are drawn (train_one_epoch.py)
-        args.precision = "bf16" if bf16_is_fast(device) else "fp32"
+    args.precision = resolve_precision(args.precision, device)   # as the FID samples are drawn
     if args.model:
         model = DiffusersDiT(args.model, device)
         source = args.model

@@ -260,6 +260,13 @@ def bf16_is_fast(device: torch.device) -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """--precision auto → bf16 where it is fast on this device, else fp32; others as given."""
+    if precision == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    return precision
+
+
 def autocast(device: torch.device, precision: str):
     """bf16 autocast: matrix products in bf16, reductions (softmax, LayerNorm, the loss) in fp32.
     The weights, the optimiser state and the EMA stay fp32, so nothing is lost between steps."""
@@ -618,9 +625,7 @@ def main(args: argparse.Namespace) -> None:
     log = print if is_main else (lambda *a, **k: None)
     if args.batch_size % world:
         raise SystemExit(f"--batch-size {args.batch_size} must be divisible by the {world} processes")
-    precision = args.precision
-    if precision == "auto":
-        precision = "bf16" if bf16_is_fast(device) else "fp32"
+    precision = resolve_precision(args.precision, device)
     out = Path(args.out)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import torch
 
 import ddim_x0_grid as grid
 from dit import build_dit
+from train_one_epoch import bf16_is_fast
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_main_writes_grids_overview_and_gif(checkpoint, tmp_path):
     assert 2 <= gif.n_frames <= 6       # PIL merges frames that quantise to the same palette image
     assert gif.size == (384, 384)       # 2×2 grid of 16 px, enlarged 12× to be visible
     # --precision auto (the default) resolves as training's does: bf16 only where it is fast.
-    expected = "bf16" if grid.bf16_is_fast(torch.device("cpu")) else "fp32"
+    expected = "bf16" if bf16_is_fast(torch.device("cpu")) else "fp32"
     assert json.loads((tmp_path / "run.json").read_text())["precision"] == expected
     grid.main(args_for(tmp_path, "--checkpoint", str(checkpoint), "--precision", "fp32"))
     assert json.loads((tmp_path / "run.json").read_text())["precision"] == "fp32"
