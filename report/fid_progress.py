@@ -25,8 +25,13 @@ REPORT = Path(__file__).resolve().parent
 QK_NORM_RUN = [("shipped/leg1/metrics_call1.json", "shipped/leg1/fid_call1.txt"),
                ("shipped/leg1/metrics.json", "shipped/leg1/fid.txt"),
                ("shipped/leg2/metrics_call1.json", "shipped/leg2/fid_call1.txt"),
-               ("shipped/leg2/metrics.json", "shipped/leg2/fid.txt")]
+               ("shipped/leg2/metrics.json", "shipped/leg2/fid.txt"),
+               ("shipped/leg3/metrics_call1.json", "shipped/leg3/fid_call1.txt"),
+               ("shipped/leg3/metrics.json", "shipped/leg3/fid.txt")]
+# Session 8's model (leg 2's end) at w = 0.5; guidance was not drawn for leg 3 (it did not pay).
 GUIDED = [("shipped/leg2/metrics.json", "shipped/leg2/fid_w0.5.txt")]
+# The runs that began a leg with a fresh AdamW (their start is the previous leg's end).
+LEG_STARTS = {"leg 2": "shipped/leg1/metrics.json", "leg 3": "shipped/leg2/metrics.json"}
 WITHOUT_QK_NORM = [("h200_ti2_5min/metrics.json", "h200_ti2_5min/fid.txt"),
                    ("h200_ti2_compiled/metrics.json", "h200_ti2_compiled/fid.txt")]
 FLOOR = "cpu_ti4/metrics.json"
@@ -56,19 +61,24 @@ def main(out: Path) -> None:
     floor = json.loads((REPORT / FLOOR).read_text())["fid_floor_train_vs_test"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     x, y = series(QK_NORM_RUN)
-    ax.plot(x, y, "o-", color="C0", label="DiT-Ti/2 + QK-norm, w = 0 (legs 1 and 2: the shipped run)")
+    ax.plot(x, y, "o-", color="C0", label="DiT-Ti/2 + QK-norm, w = 0 (legs 1-3: the shipped run)")
     for xi, yi in zip(x, y):
         ax.annotate(f"{yi:.2f}", (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
     x, y = series(GUIDED)
-    ax.plot(x, y, "v", color="C2", label="the shipped model, guidance w = 0.5")
+    ax.plot(x, y, "v", color="C2", label="leg 2's end (session 8's model), guidance w = 0.5")
     x, y = series(WITHOUT_QK_NORM)
     ax.plot(x, y, "s", color="C3", label="DiT-Ti/2 without QK-norm (sessions 3 and 4)")
     ax.axhline(2 * floor, color="k", ls="--", lw=1, label=f"target: 2 × floor = {2 * floor:.2f}")
     ax.axhline(floor, color="grey", ls=":", lw=1, label=f"floor (real vs real) = {floor:.2f}")
-    leg2_start = images_seen(QK_NORM_RUN[1][0])                   # leg 1's end
-    ax.axvline(leg2_start, color="grey", lw=0.5)
-    ax.text(leg2_start, 0.66 * ax.get_ylim()[1], " leg 2 starts\n (fresh AdamW)",
-            fontsize=8, va="top")                  # below the legend
+    for name, metrics_file in LEG_STARTS.items():
+        start = images_seen(metrics_file)
+        ax.axvline(start, color="grey", lw=0.5)
+        ax.text(start, 0.66 * ax.get_ylim()[1], f" {name} starts\n (fresh AdamW)",
+                fontsize=8, va="top")              # below the legend
+    # Leg 3's last 2,500 steps ran with the lr falling linearly to 0 (--decay-steps).
+    x, y = series(QK_NORM_RUN[-2:])
+    ax.annotate("lr → 0", ((x[0] + x[1]) / 2, (y[0] + y[1]) / 2), textcoords="offset points",
+                xytext=(-10, -18), fontsize=8)
     ax.set_xlabel("training images seen (millions)")
     ax.set_ylabel("FID, N = 5,000, 50 DDIM steps")
     ax.set_ylim(0, None)
