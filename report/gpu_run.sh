@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The command that trains the shipped model on a lent GPU, one call of at most 10 minutes at a
-# time (see README "The shipped model" for the four calls that made it: session 7's two from
-# scratch, session 8's two on from that export).  Run from the repository root with OUT set to a
+# time (see README "The shipped model" for the six calls that made it: session 7's two from
+# scratch, then two in session 8 and two in session 10, each pair on from the export before it;
+# session 10's second call ended with COOLDOWN=2500).  Run from the repository root with OUT set to a
 # folder for what comes back; the training data must be in data/ (the machine has no diffusers
 # and no FID weights, so FID is scored afterwards with fid.py on the samples this leaves in $OUT).
 #
@@ -20,7 +21,8 @@
 # pick N to fit it: ~18.8 steps/s on an H100 at batch 1024, after ~30 s of compiling on a fresh
 # machine and a few seconds on a warm one; leg 2's second call ran 2,765 steps in --max-minutes 2.5).
 #
-# Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000), PY (python3); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
+# Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000), PY (python3), SCRATCH (/tmp: the
+# folder for the run, the exports and the sample sets; tests/test_gpu_run.py points it elsewhere); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
 # skip the GPU tests, a second leg's w = 0.5 samples, and its fallback samples (each costs time a
 # short call lacks; FALLBACK=0 still brings the fallback snapshot back, unsampled).  The 0/1
 # knobs take 0 or 1 only.
@@ -38,7 +40,7 @@
 # and from the final model at w = 0.5.
 #
 # RESUME=1 continues the previous call's run instead, from its full checkpoint
-# (/tmp/run/checkpoint.pt: model, EMA, AdamW moments, RNG): that file cannot come back through the
+# ($SCRATCH/run/checkpoint.pt: model, EMA, AdamW moments, RNG): that file cannot come back through the
 # file limit, but a machine stays warm for a short while after a call, and a call made within that
 # while finds it still there.  Pass the same training knobs (QK_NORM, INIT, SEED, WARMUP, LR,
 # CLIP) as the call that started the run; the others may differ.
@@ -46,6 +48,7 @@ set -u
 : "${OUT:?set OUT to the folder for the results}"
 BUDGET_S=${BUDGET_S:-555}
 PY=${PY:-python3}
+SCRATCH=${SCRATCH:-/tmp}        # the machine's scratch space: run/, export/, the sample sets
 INIT=${INIT:-}
 LR=${LR:-3e-4}
 WARMUP=${WARMUP:-0}
@@ -63,18 +66,18 @@ MODEL=(--model DiT-Ti/2)
 if [ "$QK_NORM" = 1 ]; then MODEL+=(--qk-norm); fi
 LOG="$OUT/train.log"
 # A machine stays warm between calls: nothing of an earlier call may pass for this one's.
-rm -rf /tmp/eager /tmp/fid_samples* /tmp/compiled.log /tmp/export
+rm -rf "$SCRATCH"/eager "$SCRATCH"/fid_samples* "$SCRATCH"/compiled.log "$SCRATCH"/export
 if [ "$RESUME" = 1 ]; then
-    if [ ! -f /tmp/run/checkpoint.pt ]; then
-        echo "RESUME=1: no /tmp/run/checkpoint.pt here (a fresh machine, not the warm one of the" \
+    if [ ! -f "$SCRATCH"/run/checkpoint.pt ]; then
+        echo "RESUME=1: no $SCRATCH/run/checkpoint.pt here (a fresh machine, not the warm one of the" \
              "last call); run without RESUME to start a new run" | tee -a "$LOG"
         exit 1
     fi
     # The earlier call's outputs go (its exports came back with it): a resumed run that stops at
     # a non-finite loss writes none of its own, and the earlier ones must not pass for them.
-    rm -rf /tmp/run/fid_samples /tmp/run/loss.png /tmp/run/samples.png /tmp/run/metrics.json /tmp/run/train.log
+    rm -rf "$SCRATCH"/run/fid_samples "$SCRATCH"/run/loss.png "$SCRATCH"/run/samples.png "$SCRATCH"/run/metrics.json "$SCRATCH"/run/train.log
 else
-    rm -rf /tmp/run
+    rm -rf "$SCRATCH"/run
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$LOG" 2>&1
 $PY -c "import torch; print('torch', torch.__version__)" >> "$LOG" 2>&1
@@ -87,18 +90,18 @@ fi
 COMMON=("${MODEL[@]}" --epochs 100000 --batch-size 1024 --lr "$LR" --grad-clip "$CLIP" --seed "$SEED")
 if [ "$WARMUP" != 0 ]; then COMMON+=(--warmup-steps "$WARMUP"); fi
 # A resumed second leg keeps INIT for its reserve and fallback samples, but continues the run.
-if [ "$RESUME" = 1 ]; then COMMON+=(--resume /tmp/run/checkpoint.pt)
+if [ "$RESUME" = 1 ]; then COMMON+=(--resume "$SCRATCH"/run/checkpoint.pt)
 elif [ -n "$INIT" ]; then COMMON+=(--init-from "$INIT"); fi
 if [ "$COOLDOWN" != 0 ]; then
     START=0
     if [ "$RESUME" = 1 ]; then
-        START=$($PY -c "import torch; print(torch.load('/tmp/run/checkpoint.pt', map_location='cpu', mmap=True, weights_only=True)['step'])")
+        START=$($PY -c "import torch; print(torch.load('$SCRATCH/run/checkpoint.pt', map_location='cpu', mmap=True, weights_only=True)['step'])")
     fi
     COMMON+=(--max-steps $((START + COOLDOWN)) --decay-steps "$COOLDOWN")
 fi
 if [ "$EAGER_CHECK" = 1 ] && [ "$RESUME" != 1 ]; then
     echo "== eager speed check: batch 1024, 0.3 minutes ==" >> "$LOG"
-    $PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out /tmp/eager >> "$LOG" 2>&1
+    $PY train_one_epoch.py "${COMMON[@]}" --max-minutes 0.3 --no-samples --out "$SCRATCH"/eager >> "$LOG" 2>&1
 fi
 
 # Seconds set aside after training: the final samples and packing (60 s), plus up to two more
@@ -106,41 +109,41 @@ fi
 RESERVE=60
 if [ -n "$INIT" ]; then RESERVE=$((60 + 35 * GUIDED + 35 * FALLBACK)); fi
 minutes_left() { $PY -c "print(max(0.5, round(($BUDGET_S - $SECONDS - $RESERVE) / 60, 2)))"; }
-RUN=(--ckpt-every 2000 --out /tmp/run --export /tmp/export/dit_landscapes.pt --export-every "$EXPORT_EVERY" --fid 5000)
+RUN=(--ckpt-every 2000 --out "$SCRATCH"/run --export "$SCRATCH"/export/dit_landscapes.pt --export-every "$EXPORT_EVERY" --fid 5000)
 MINUTES=$(minutes_left)
 echo "== training, torch.compile, --max-minutes $MINUTES ==" >> "$LOG"
-$PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$MINUTES" 2>&1 | tee /tmp/compiled.log >> "$LOG"
+$PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --compile --max-minutes "$MINUTES" 2>&1 | tee "$SCRATCH"/compiled.log >> "$LOG"
 # Compiling failed: no export was written, and not because training stopped at a non-finite loss
 # (then an eager rerun of the same seed would only diverge again).
-if [ ! -f /tmp/export/dit_landscapes.pt ] && ! grep -q "not finite" /tmp/compiled.log; then
+if [ ! -f "$SCRATCH"/export/dit_landscapes.pt ] && ! grep -q "not finite" "$SCRATCH"/compiled.log; then
     MINUTES=$(minutes_left)
     echo "== the compiled run left no export: eager for the $MINUTES minutes left ==" >> "$LOG"
-    rm -rf /tmp/export
-    if [ "$RESUME" != 1 ]; then rm -rf /tmp/run; fi   # a resumed run's checkpoint stays
+    rm -rf "$SCRATCH"/export
+    if [ "$RESUME" != 1 ]; then rm -rf "$SCRATCH"/run; fi   # a resumed run's checkpoint stays
     $PY train_one_epoch.py "${COMMON[@]}" "${RUN[@]}" --max-minutes "$MINUTES" >> "$LOG" 2>&1
 fi
 
 # The --export-every snapshots written so far, oldest first.
-snapshots() { ls -v /tmp/export/dit_landscapes-step*.pt 2>/dev/null; }
+snapshots() { ls -v "$SCRATCH"/export/dit_landscapes-step*.pt 2>/dev/null; }
 
 # FID samples of an export, evaluation only: sample_set NAME MODEL W
 sample_set() {
     echo "== FID samples: $2, guidance w = $3 ==" >> "$LOG"
-    rm -rf "/tmp/$1"
+    rm -rf "$SCRATCH/$1"
     $PY train_one_epoch.py --init-from "$2" --max-steps 0 --fid 5000 --guidance "$3" \
-        --batch-size 1000 --no-samples --out "/tmp/$1" >> "$LOG" 2>&1 \
-        && tar czf "$OUT/$1.tgz" -C "/tmp/$1" fid_samples
+        --batch-size 1000 --no-samples --out "$SCRATCH/$1" >> "$LOG" 2>&1 \
+        && tar czf "$OUT/$1.tgz" -C "$SCRATCH/$1" fid_samples
 }
 
 # What comes back (at most 8 files of 16 MiB): the export, snapshots, the samples for FID and,
 # in one archive, the plots and the metrics.
-FINAL=/tmp/export/dit_landscapes.pt
+FINAL="$SCRATCH"/export/dit_landscapes.pt
 if [ ! -f "$FINAL" ]; then                 # stopped at a non-finite loss: the latest snapshot
     FINAL=$(snapshots | tail -n 1)
     echo "== no final export: the latest snapshot ${FINAL:-(none: nothing to sample)} stands in ==" >> "$LOG"
     if [ -n "$FINAL" ]; then sample_set fid_samples "$FINAL" 0; fi
 else
-    tar czf "$OUT/fid_samples.tgz" -C /tmp/run fid_samples
+    tar czf "$OUT/fid_samples.tgz" -C "$SCRATCH"/run fid_samples
 fi
 if [ -n "$FINAL" ]; then cp "$FINAL" "$OUT"/; fi
 if [ -n "$INIT" ] && [ -n "$FINAL" ]; then
@@ -159,5 +162,6 @@ else
 fi
 echo "== done after $SECONDS s ==" >> "$LOG"
 ls -la "$OUT" >> "$LOG"
-cp "$LOG" /tmp/run/
-tar czf "$OUT/run_files.tgz" -C /tmp/run --ignore-failed-read loss.png samples.png metrics.json train.log
+mkdir -p "$SCRATCH"/run                   # absent when no training run got as far as its first file
+cp "$LOG" "$SCRATCH"/run/
+tar czf "$OUT/run_files.tgz" -C "$SCRATCH"/run --ignore-failed-read loss.png samples.png metrics.json train.log
