@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gpu_run_stub import value           # a flag's value in a recorded command (None if absent)
+
 REPO = Path(__file__).resolve().parent.parent
 STUB = Path(__file__).resolve().parent / "gpu_run_stub.py"
 
@@ -35,10 +37,6 @@ def gpu_run(tmp_path: Path, **knobs: str) -> tuple[subprocess.CompletedProcess, 
                           text=True, timeout=120)
     commands = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return proc, commands, out
-
-
-def value(args: list[str], flag: str) -> str:
-    return args[args.index(flag) + 1]
 
 
 def test_a_cooldown_call_resumes_and_trains_n_more_steps_to_lr_0(tmp_path):
