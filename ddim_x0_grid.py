@@ -35,100 +35,12 @@ import numpy as np
 import torch
 
 import landscapes
-from dit import ddim_sample, load_dit_checkpoint
-from forward_process import alpha_bar_from_betas, make_betas
-from train_one_epoch import autocast, keep_freed_memory, pick_device, resolve_precision
+from dit import autocast, ddim_sample, keep_freed_memory, load_sampling_model, pick_device, resolve_precision
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 1. Two kinds of model behind one interface
-# ════════════════════════════════════════════════════════════════════════════════════════════
-#
-# A "sampler model" here is: eps_fn(x_t, t) for fixed labels y, the shape of x_T, the ᾱ the model
-# was trained with, and `decode` that turns x̂0 (pixels or latents) into images in [−1, 1].
-
-
-class LandscapeModel:
-    """Our DiT, from a checkpoint of train_one_epoch.py (its EMA weights)."""
-
-    def __init__(self, path: Path, device: torch.device):
-        self.net, config, self.class_names = load_dit_checkpoint(path, device)
-        self.alpha_bar = alpha_bar_from_betas(
-            make_betas(config["diffusion"]["schedule"], config["diffusion"]["T"])).to(device)
-        self.shape = (self.net.in_channels, self.net.input_size, self.net.input_size)
-        self.num_classes = self.net.num_classes
-
-    def eps_fn(self, y: torch.Tensor):
-        return lambda x_t, t: self.net.eps(x_t, t, y)
-
-    # Pixel-space images live in [−1, 1]: clipping x̂0 there is DDPM's clip_denoised.
-    clip_x0 = 1.0
-
-    def decode(self, x0: torch.Tensor) -> torch.Tensor:
-        return x0                                    # pixel space already
-
-
-class DiffusersDiT:
-    """The pretrained DiT of Peebles & Xie through diffusers: transformer + VAE + schedule.
-
-    `source` is a hub id (looked up in the local cache only) or a folder laid out like the hub
-    repository: transformer/, vae/, scheduler/scheduler_config.json."""
-
-    def __init__(self, source: str, device: torch.device):
-        from diffusers import AutoencoderKL, DiTTransformer2DModel
-
-        try:
-            self.transformer = DiTTransformer2DModel.from_pretrained(
-                source, subfolder="transformer", local_files_only=True, low_cpu_mem_usage=False).to(device).eval()
-            self.vae = AutoencoderKL.from_pretrained(
-                source, subfolder="vae", local_files_only=True, low_cpu_mem_usage=False).to(device).eval()
-        except (OSError, ValueError) as e:
-            raise SystemExit(
-                f"--model {source}: not found locally ({type(e).__name__}). This machine is offline; on "
-                f"a connected one run `huggingface-cli download {source}` (or "
-                f"`python -c \"from diffusers import DiTPipeline; DiTPipeline.from_pretrained('{source}')\"`) "
-                f"and copy ~/.cache/huggingface here, or pass the downloaded folder to --model") from None
-        self.alpha_bar = self._alpha_bar(source).to(device)
-        cfg = self.transformer.config
-        self.shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
-        self.num_classes = cfg.num_embeds_ada_norm
-        self.class_names = [str(i) for i in range(self.num_classes)]
-        self.scaling = self.vae.config.scaling_factor        # 0.18215 for the SD VAE
-        self.clip_x0 = None                                  # latents have no fixed range
-
-    @staticmethod
-    def _alpha_bar(source: str) -> torch.Tensor:
-        """The DiT pipeline's schedule (linear β, 1e-4 → 0.02, T = 1000), from its config if present."""
-        from diffusers import DDIMScheduler
-
-        try:
-            cfg = DDIMScheduler.load_config(source, subfolder="scheduler", local_files_only=True)
-        except (OSError, ValueError):
-            cfg = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": 1000}
-        T = cfg.get("num_train_timesteps", 1000)
-        if cfg.get("beta_schedule", "linear") != "linear" or \
-                abs(cfg.get("beta_start", 1e-4) - 1e-4 * 1000 / T) > 1e-9 or \
-                abs(cfg.get("beta_end", 0.02) - 0.02 * 1000 / T) > 1e-9:
-            raise SystemExit(f"--model {source}: its scheduler config {cfg} is not DiT's linear schedule")
-        return alpha_bar_from_betas(make_betas("linear", T))
-
-    def eps_fn(self, y: torch.Tensor):
-        C = self.shape[0]
-
-        def eps(x_t, t):
-            out = self.transformer(x_t, timestep=t, class_labels=y).sample   # (B, 2C, h, w)
-            return out[:, :C]                     # ε̂; the other C channels are the learned Σ
-        return eps
-
-    @torch.no_grad()
-    def decode(self, z0: torch.Tensor) -> torch.Tensor:
-        """Latent x̂0 → pixels in [−1, 1] (the VAE works on latents scaled by 1/0.18215)."""
-        return self.vae.decode(z0 / self.scaling).sample.clamp(-1, 1)
-
-
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 2. Sampling and recording the trajectory
+# 1. Sampling and recording the trajectory
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
@@ -162,12 +74,13 @@ def run(args: argparse.Namespace, model, device: torch.device):
     show = pick_show_steps(args.steps, args.show_steps)
     x0_all, shown = [], []                     # per step: uint8 (n, 3, H, W); (k, t, x0, x_t)
     with autocast(device, args.precision):
-        steps = ddim_sample(model.eps_fn(y), x_T, model.alpha_bar, args.steps, eta=args.eta,
+        C = model.eps_channels                      # ε̂; DiT-XL/2's other C channels are learned Σ
+        steps = ddim_sample(lambda x, t: model(x, t, y)[:, :C], x_T, model.alpha_bar, args.steps, eta=args.eta,
                             generator=g, spacing=args.spacing, clip_x0=model.clip_x0)
         for k, (t, x_t, x0_hat) in enumerate(steps):
             # Decoding latents costs a VAE pass: only at the shown steps (all steps for the GIF
             # only in pixel space, where decode is free).
-            if k in show or isinstance(model, LandscapeModel):
+            if k in show or model.in_pixels:
                 img = landscapes.to_uint8(model.decode(x0_hat.float()).cpu())
                 x0_all.append(img)
             if k in show:
@@ -177,7 +90,7 @@ def run(args: argparse.Namespace, model, device: torch.device):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 3. Figures
+# 2. Figures
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
@@ -221,27 +134,21 @@ def save_gif(frames: list[torch.Tensor], path: Path, nrow: int, ms_per_frame: in
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
+def short_path(path) -> str:
+    """A name for titles: relative to the working folder where it can be."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     if device.type == "cpu":
         keep_freed_memory()                  # reuse activation memory between steps
     args.precision = resolve_precision(args.precision, device)   # as the FID samples are drawn
-    if args.model:
-        model = DiffusersDiT(args.model, device)
-        source = args.model
-    else:
-        path = Path(args.checkpoint)
-        if not path.exists():
-            raise SystemExit(f"--checkpoint {path} does not exist: train one with `python train_one_epoch.py`"
-                             f" and pass runs/<name>/checkpoint.pt")
-        try:
-            model = LandscapeModel(path, device)
-        except (FileNotFoundError, ValueError) as e:   # a folder, or a file that is not a checkpoint
-            raise SystemExit(f"--checkpoint: {e}")
-        try:                                  # a short name for titles: relative where it can be
-            source = str(path.resolve().relative_to(Path.cwd()))
-        except ValueError:
-            source = str(path)
+    model = load_sampling_model(args.checkpoint, args.model, device)
+    source = args.model or short_path(args.checkpoint)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -18,7 +18,8 @@ What lives here and is imported elsewhere:
   forward_gflops                the cost of one forward pass, in the paper's convention
   ddim_sample                   the one sampler of the project (Song et al. 2021, eq. 12)
   read_checkpoint, load_dit_checkpoint   a trained model's file, checked; the model rebuilt
-  recording_attention           each block's largest attention logit and entropy, per forward
+  TrainedDiT, DiffusersDiT      the models every sampling script draws from, one interface
+  pick_device, autocast, …      where it runs: the device, bf16 where it pays
 
 `python dit.py` prints the configs with their parameters and GFLOPs at 32×32×3 (seconds).
 Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D width, p patch.
@@ -70,7 +71,7 @@ class LabelEmbedder(nn.Module):
 
     The table has num_classes + 1 rows: row `num_classes` is the null class ∅.  In training
     (model.train()) each label is replaced by ∅ with probability `dropout_prob`, so one network
-    learns both ε̂(x_t, t, y) and ε̂(x_t, t, ∅); DiT.guided_eps mixes the two at sampling time.  In
+    learns both ε̂(x_t, t, y) and ε̂(x_t, t, ∅); cfg.py mixes the two at sampling time.  In
     model.eval() nothing is dropped — forgetting eval() silently drops 10% of the labels.
     """
 
@@ -136,8 +137,7 @@ class Attention(nn.Module):
     each head's query and key, with a learnt gain g, before their dot product.  Then
     |q·k|/√d_h ≤ √d_h·max|g_q|·max|g_k| whatever the weights do, which bounds the attention
     logits.  Without it they can grow until softmax puts all weight on one token (entropy
-    collapse) and training diverges: README, "What went badly, again", shows that in our first
-    block."""
+    collapse) and training diverges: REPORT.md, "Divergence and QK-norm", shows it in block 0."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = False):
         super().__init__()
@@ -165,9 +165,7 @@ class Attention(nn.Module):
             # The fused (flash) kernel never stores the (T × T) matrix: fast, and O(T) memory.
             x = F.scaled_dot_product_attention(q, k, v)                            # (B, h, T, d_h)
         else:
-            # On a CPU in bf16, PyTorch's fused kernel is slower than two plain matrix products
-            # at our sequence lengths (bench_train.py, DiT-Ti/2, batch 64: 26.0 against 21.7
-            # images/s); in fp32 it is the faster one (15.3 against 12.9).
+            # On a CPU in bf16 the fused kernel is the slower one at our lengths (bench/README.md).
             x = attention_written_out(q, k, v)                                     # (B, h, T, d_h)
         return self.proj(x.transpose(1, 2).reshape(B, T, D))                       # (B, T, D)
 
@@ -289,6 +287,10 @@ class DiT(nn.Module):
         self.input_size, self.patch_size, self.in_channels = input_size, patch_size, in_channels
         self.out_channels = 2 * in_channels if learn_sigma else in_channels
         self.num_classes = num_classes
+        # What cfg.guided_eps_fn asks of any model it guides: ε̂ is the first eps_channels output
+        # channels, ∅ is label num_classes, and ∅ was learnt only if labels were dropped.
+        self.eps_channels, self.null_label = in_channels, num_classes
+        self.learnt_null = class_dropout_prob > 0
 
         self.x_embedder = PatchEmbed(patch_size, in_channels, hidden_size)
         self.t_embedder = TimestepEmbedder(hidden_size)
@@ -343,58 +345,6 @@ class DiT(nn.Module):
         """Only the noise prediction ε̂ (the first C channels), whatever learn_sigma is."""
         return self(x_t, t, y)[:, : self.in_channels]
 
-    def guided_eps(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, w: float) -> torch.Tensor:
-        """Classifier-free guidance (Ho & Salimans 2022, eq. 6), the noise prediction pushed
-        away from the unconditional one:
-            ε̃ = (1 + w)·ε̂(x_t, t, y) − w·ε̂(x_t, t, ∅)  =  ε̂_∅ + (1 + w)·(ε̂_y − ε̂_∅)
-        w = 0 is the plain conditional model; the DiT paper's "cfg scale" s is 1 + w.  Both
-        predictions come from one forward pass over the doubled batch [x_t, x_t] with labels
-        [y, ∅] (the null class is row num_classes of the label table, learnt by label dropout)."""
-        if w == 0:
-            return self.eps(x_t, t, y)
-        null = torch.full_like(y, self.num_classes)
-        eps_y, eps_null = self.eps(torch.cat([x_t, x_t]), torch.cat([t, t]),
-                                   torch.cat([y, null])).chunk(2)            # 2 × (B, C, H, W)
-        return eps_null + (1 + w) * (eps_y - eps_null)
-
-
-@contextlib.contextmanager
-def recording_attention(model: DiT) -> Iterator[list[tuple[float, float]]]:
-    """Inside `with recording_attention(model) as found:`, each forward pass appends, per block,
-    (the largest |attention logit| q·k/√d_h, the mean entropy of the attention rows in nats) to
-    `found`.  Entropy ln T is uniform attention; near 0 every query looks at one token, the
-    "entropy collapse" that comes with growing logits before a transformer's loss diverges
-    (Zhai et al. 2023).  `python inspect_attention.py` prints these for checkpoints.
-    The model must be in eval mode (label dropout would make the numbers random); the logits
-    are computed in fp32 even inside an autocast region."""
-    if model.training:
-        raise ValueError("attention statistics need model.eval(): label dropout makes training-mode numbers random")
-    found = []
-
-    @torch.no_grad()                      # a measurement: no graph, whatever pass it rides on
-    def record(attn: Attention, inputs: tuple, output: torch.Tensor) -> None:
-        q, k, _ = attn.heads(inputs[0])                                     # (B, h, T, d_h)
-        with torch.autocast(q.device.type, enabled=False):                # fp32 throughout
-            logits = attention_logits(q.float(), k.float())                # (B, h, T, T)
-            rows = logits.softmax(dim=-1)
-            entropy = torch.special.entr(rows).sum(dim=-1)                  # −Σ p ln p, (B, h, T)
-        found.append((logits.abs().amax().item(), entropy.mean().item()))
-
-    hooks = [block.attn.register_forward_hook(record) for block in model.blocks]
-    try:
-        yield found
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
-@torch.no_grad()
-def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
-    """Per block, on one batch: (largest |attention logit|, mean attention entropy), as
-    `recording_attention` defines them."""
-    with recording_attention(model) as found:
-        model(x_t, t, y)
-    return found
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
@@ -462,8 +412,156 @@ def load_dit_checkpoint(path, device="cpu") -> tuple[DiT, dict, list[str]]:
     return model.to(device).eval().requires_grad_(False), config, class_names
 
 
+class TrainedDiT:
+    """Our DiT from a checkpoint of train_one_epoch.py, behind the interface every sampling
+    script uses (shared with `DiffusersDiT`):
+        model(x_t, t, y) → (B, C_out, H, W)   the network's whole output; ε̂ is its first
+                                              `eps_channels` channels (the rest: learned Σ)
+        null_label, num_classes, class_names, alpha_bar (the schedule it was trained with),
+        shape (C, H, W) of x_T, in_pixels, clip_x0 (x̂0's range, or None), decode(x0) → pixels in [−1, 1].
+    `net` is the nn.Module, so a script may replace it by torch.compile(net)."""
+
+    in_pixels = True           # x̂0 is an image: decoding it is free
+    clip_x0 = 1.0              # pixel-space images live in [−1, 1]: DDPM's clip_denoised
+
+    def __init__(self, path, device: torch.device):
+        from forward_process import alpha_bar_from_betas, make_betas
+
+        self.net, self.config, self.class_names = load_dit_checkpoint(path, device)
+        diffusion = self.config["diffusion"]
+        self.alpha_bar = alpha_bar_from_betas(make_betas(diffusion["schedule"], diffusion["T"])).to(device)
+        self.shape = (self.net.in_channels, self.net.input_size, self.net.input_size)
+        self.eps_channels, self.num_classes = self.net.eps_channels, self.net.num_classes
+        self.null_label, self.learnt_null = self.net.null_label, self.net.learnt_null
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(x_t, t, y)
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        return x0                                               # pixel space already
+
+
+class DiffusersDiT:
+    """The pretrained DiT of Peebles & Xie through diffusers (transformer + Stable Diffusion VAE),
+    with `TrainedDiT`'s interface.  `source` is a hub id, looked up in the local Hugging Face
+    cache only (nothing is downloaded), or a folder laid out like the hub repository:
+    transformer/, vae/, scheduler/scheduler_config.json."""
+
+    in_pixels = False                                           # x̂0 is a latent: a VAE pass
+    clip_x0 = None                                              # latents have no fixed range
+
+    def __init__(self, source: str, device: torch.device):
+        from diffusers import AutoencoderKL, DiTTransformer2DModel
+
+        try:
+            self.net = DiTTransformer2DModel.from_pretrained(
+                source, subfolder="transformer", local_files_only=True, low_cpu_mem_usage=False).to(device).eval()
+            self.vae = AutoencoderKL.from_pretrained(
+                source, subfolder="vae", local_files_only=True, low_cpu_mem_usage=False).to(device).eval()
+        except (OSError, ValueError) as e:
+            raise SystemExit(
+                f"--model {source}: not found locally ({type(e).__name__}). This machine is offline; on "
+                f"a connected one run `huggingface-cli download {source}` (or "
+                f"`python -c \"from diffusers import DiTPipeline; DiTPipeline.from_pretrained('{source}')\"`) "
+                f"and copy ~/.cache/huggingface here, or pass the downloaded folder to --model") from None
+        self.alpha_bar = self._alpha_bar(source).to(device)
+        cfg = self.net.config
+        self.shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
+        self.eps_channels = cfg.in_channels                     # then C channels of learned Σ
+        self.num_classes = cfg.num_embeds_ada_norm
+        self.null_label = self.num_classes                      # diffusers' row 1000 is ∅ too
+        self.learnt_null = True                                 # DiT trained with 10% dropout
+        self.class_names = [str(i) for i in range(self.num_classes)]
+        self.scaling = self.vae.config.scaling_factor           # 0.18215 for the SD VAE
+
+    @staticmethod
+    def _alpha_bar(source: str) -> torch.Tensor:
+        """The DiT pipeline's schedule (linear β, 1e-4 → 0.02, T = 1000), from its config if present."""
+        from diffusers import DDIMScheduler
+        from forward_process import alpha_bar_from_betas, make_betas
+
+        try:
+            cfg = DDIMScheduler.load_config(source, subfolder="scheduler", local_files_only=True)
+        except (OSError, ValueError):
+            cfg = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": 1000}
+        T = cfg.get("num_train_timesteps", 1000)
+        if cfg.get("beta_schedule", "linear") != "linear" or \
+                abs(cfg.get("beta_start", 1e-4) - 1e-4 * 1000 / T) > 1e-9 or \
+                abs(cfg.get("beta_end", 0.02) - 0.02 * 1000 / T) > 1e-9:
+            raise SystemExit(f"--model {source}: its scheduler config {cfg} is not DiT's linear schedule")
+        return alpha_bar_from_betas(make_betas("linear", T))
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(x_t, timestep=t, class_labels=y).sample          # (B, 2C, h, w)
+
+    @torch.no_grad()
+    def decode(self, z0: torch.Tensor) -> torch.Tensor:
+        """Latent x̂0 → pixels in [−1, 1] (the VAE works on latents scaled by 1/0.18215)."""
+        return self.vae.decode(z0 / self.scaling).sample.clamp(-1, 1)
+
+
+def load_sampling_model(checkpoint=None, hub_model: str | None = None, device="cpu"):
+    """`DiffusersDiT(hub_model)` when one is named, else `TrainedDiT(checkpoint)`; a missing or
+    wrong checkpoint is a one-line SystemExit naming the flag."""
+    if hub_model:
+        return DiffusersDiT(hub_model, torch.device(device))
+    try:
+        return TrainedDiT(checkpoint, torch.device(device))
+    except (FileNotFoundError, ValueError) as e:      # a folder, or a file that is not a checkpoint
+        raise SystemExit(f"--checkpoint: {e}") from None
+
+
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 5. Counting compute
+# 5. Where it runs: device and precision
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def pick_device(choice: str) -> torch.device:
+    """--device auto | cpu | cuda → a torch.device; cuda without a GPU is a one-line error."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 pays only with hardware bf16 units: AVX-512-BF16/AMX on CPUs, Ampere+ on GPUs."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """--precision auto → bf16 where it is fast on this device, else fp32; others as given."""
+    if precision == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast: matrix products in bf16, reductions (softmax, LayerNorm, the loss) in fp32.
+    The weights, the optimiser state and the EMA stay fp32, so nothing is lost between steps."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def keep_freed_memory() -> bool:
+    """On a CPU, let glibc's allocator keep freed activation memory instead of returning it to
+    the OS, so the next step or batch does not fault every page in again (bench/README.md has
+    the measurement).  Returns False where there is no glibc."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:                       # macOS, Windows, musl: keep the platform's default
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # from <malloc.h>
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1))
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 6. Counting compute
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
@@ -494,7 +592,7 @@ def forward_gflops(model: DiT, batch_size: int = 1) -> float:
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 6. The DDIM sampler (Song et al. 2021)
+# 7. The DDIM sampler (Song et al. 2021)
 # ════════════════════════════════════════════════════════════════════════════════════════════
 #
 # DDIM notation crosswalk: DDIM's α_t is DDPM's ᾱ_t; we write ᾱ throughout.
@@ -565,7 +663,7 @@ def ddim_sample(
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 7. python dit.py — the configs at a glance
+# 8. python dit.py — the configs at a glance
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 

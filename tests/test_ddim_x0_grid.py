@@ -9,7 +9,7 @@ import torch
 
 import ddim_x0_grid as grid
 from dit import build_dit
-from train_one_epoch import bf16_is_fast
+from dit import DiffusersDiT, TrainedDiT, bf16_is_fast
 
 
 @pytest.fixture(scope="module")
@@ -26,23 +26,6 @@ def checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def hf_folder(tmp_path_factory) -> Path:
-    """A diffusers DiT pipeline folder (transformer/, vae/, scheduler/) with tiny random weights."""
-    from diffusers import AutoencoderKL, DDIMScheduler, DiTTransformer2DModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("hf")
-    DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
-                          num_layers=1, sample_size=8, patch_size=2, num_embeds_ada_norm=10,
-                          norm_num_groups=1).save_pretrained(folder / "transformer")
-    AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
-                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                  layers_per_block=1, norm_num_groups=4, sample_size=16).save_pretrained(folder / "vae")
-    DDIMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02).save_pretrained(folder / "scheduler")
-    return folder
-
-
 def args_for(tmp_path, *extra):
     return grid.parse_args(["--out", str(tmp_path), "--n", "4", "--nrow", "2", "--steps", "6", *extra])
 
@@ -57,7 +40,7 @@ def test_show_steps_spread_and_always_include_the_last():
 
 def test_trajectory_is_seeded_and_ends_at_the_final_sample(checkpoint, tmp_path):
     args = args_for(tmp_path, "--checkpoint", str(checkpoint))
-    model = grid.LandscapeModel(checkpoint, torch.device("cpu"))
+    model = TrainedDiT(checkpoint, torch.device("cpu"))
     y, x0_all, shown = grid.run(args, model, torch.device("cpu"))
     assert y.tolist() == [0, 0, 1, 1]                         # one class per row of 2
     assert len(x0_all) == 6 and x0_all[0].shape == (4, 3, 16, 16) and x0_all[0].dtype == torch.uint8
@@ -87,11 +70,12 @@ def test_main_writes_grids_overview_and_gif(checkpoint, tmp_path):
 
 
 def test_diffusers_path_on_a_tiny_saved_pipeline(hf_folder, tmp_path):
-    model = grid.DiffusersDiT(str(hf_folder), torch.device("cpu"))
+    model = DiffusersDiT(str(hf_folder), torch.device("cpu"))
     assert model.shape == (4, 8, 8) and model.num_classes == 10
     x, t, y = torch.randn(2, 4, 8, 8), torch.tensor([10, 900]), torch.tensor([1, 2])
-    full = model.transformer(x, timestep=t, class_labels=y).sample            # (2, 8, 8, 8): ε̂ and Σ
-    torch.testing.assert_close(model.eps_fn(y)(x, t), full[:, :4])
+    full = model.net(x, timestep=t, class_labels=y).sample                    # (2, 8, 8, 8): ε̂ and Σ
+    torch.testing.assert_close(model(x, t, y), full)
+    assert model.eps_channels == 4 and model.null_label == model.num_classes
     args = args_for(tmp_path, "--model", str(hf_folder), "--classes", "3", "7")
     y, x0_all, shown = grid.run(args, model, torch.device("cpu"))
     assert y.tolist() == [3, 3, 7, 7]
@@ -102,11 +86,11 @@ def test_diffusers_path_on_a_tiny_saved_pipeline(hf_folder, tmp_path):
 
 def test_missing_hub_model_says_how_to_download(tmp_path):
     with pytest.raises(SystemExit, match="huggingface-cli download facebook/DiT-XL-2-256"):
-        grid.DiffusersDiT("facebook/DiT-XL-2-256", torch.device("cpu"))
+        DiffusersDiT("facebook/DiT-XL-2-256", torch.device("cpu"))
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="does not exist: train one with"):
+    with pytest.raises(SystemExit, match="--checkpoint: no checkpoint at .*train one with"):
         grid.main(args_for(tmp_path, "--checkpoint", str(tmp_path / "none.pt")))
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     with pytest.raises(SystemExit, match="--checkpoint: .*junk.pt is not a checkpoint of train_one_epoch.py"):

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
-from dit import DiT, DiTBlock, Mlp, attention_stats, attention_written_out, recording_attention, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
+from inspect_attention import attention_stats, recording_attention
+from dit import DiT, DiTBlock, Mlp, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -204,21 +205,6 @@ def test_label_dropout_only_in_training():
     assert torch.equal(model.y_embedder(y), null.expand(10, -1))       # every label dropped to ∅
     model.eval()
     assert torch.equal(model.y_embedder(y), model.y_embedder.embedding_table.weight[:10])
-
-
-@torch.no_grad()
-def test_guided_eps_is_the_cfg_combination_of_two_separate_passes():
-    """ε̃ = (1 + w)·ε̂(y) − w·ε̂(∅) (Ho & Salimans eq. 6) from one doubled batch; w = 0 is ε̂(y)."""
-    model = tiny(learn_sigma=True).eval()
-    for p in model.parameters():                  # random weights: adaLN-Zero's init gives ε̂ ≡ 0
-        p.normal_(0, 0.05)
-    x, t, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 3, 9, 3])
-    eps_y, eps_null = model.eps(x, t, y), model.eps(x, t, torch.full_like(y, 10))
-    assert (eps_y - eps_null).abs().max() > 1e-3                     # the label matters
-    torch.testing.assert_close(model.guided_eps(x, t, y, 0.0), eps_y, rtol=0, atol=0)
-    for w in (0.5, 4.0):
-        torch.testing.assert_close(model.guided_eps(x, t, y, w), (1 + w) * eps_y - w * eps_null,
-                                   rtol=1e-5, atol=1e-5)
 
 
 def test_bad_inputs_are_clear_errors():

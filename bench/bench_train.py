@@ -1,9 +1,9 @@
 """Benchmark: training steps of our DiT against diffusers' DiTTransformer2DModel, same config.
 
-    python bench_train.py                      # patch 2, 4, 8; fp32 and bf16; ~5 min on 2 cores
-    python bench_train.py --patch 2 --compile  # add torch.compile for our model
-    python bench_train.py --patch 4 --accuracy-steps 400   # bf16 and fp32 reach the same loss?
-    python bench_train.py --patch 2 --precision bf16 --compile --profile   # where a step's time goes
+    python bench/bench_train.py                      # patch 2, 4, 8; fp32 and bf16; ~5 min on 2 cores
+    python bench/bench_train.py --patch 2 --compile  # add torch.compile for our model
+    python bench/bench_train.py --patch 4 --accuracy-steps 400   # bf16 and fp32 reach the same loss?
+    python bench/bench_train.py --patch 2 --precision bf16 --compile --profile   # where a step's time goes
 
 Both models are built with the same shape (pixel space, 32 px, 3 channels, hidden 256, depth 6,
 4 heads, batch 64) and trained with the same step: L_simple under autocast, backward, fused
@@ -22,14 +22,18 @@ Ratios are what to compare: both models run in the same process on the same mach
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
 from dit import build_dit, forward_gflops
 from forward_process import alpha_bar_from_betas, make_betas
-from train_one_epoch import autocast, keep_freed_memory, training_loss
+from dit import autocast, keep_freed_memory
+from train_one_epoch import training_loss          # the trainer's own step is what is timed
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
@@ -221,7 +225,7 @@ if __name__ == "__main__":
                     help="instead of the table, profile our steps (compiled with --compile): where the time "
                          "goes, and the images/s the matrix products alone would allow")
     ap.add_argument("--default-allocator", action="store_true",
-                    help="leave glibc's malloc settings alone (see train_one_epoch.keep_freed_memory)")
+                    help="leave glibc's malloc settings alone (see dit.keep_freed_memory)")
     ap.add_argument("--accuracy-steps", type=int, default=0,
                     help="instead of timing, train this many steps in fp32 and bf16 and compare losses")
     main(ap.parse_args())

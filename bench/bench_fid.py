@@ -18,13 +18,15 @@ little of that gain); slices of 5 give ~10–15%, folding batch norm a few %. bf
 be ~1.8× faster but moves features by ~0.2, far beyond 1e-3, so FID stays in float32.
 
 Timing on shared CPUs is noisy, so the pipelines take turns round by round and each keeps its
-best round. Run:  python bench_fid.py  (about 4 minutes on 2 cores)
+best round. Run:  python bench/bench_fid.py  (about 4 minutes on 2 cores)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -32,6 +34,7 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
 import fid
 
 

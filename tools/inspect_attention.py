@@ -1,30 +1,73 @@
 """Attention health of trained DiTs: per block, the largest attention logit and the attention
 entropy, on the same noised training images for every checkpoint.
 
-    python inspect_attention.py checkpoints/dit_landscapes.pt runs/<run>/checkpoint.pt ...
-    python inspect_attention.py A.pt B.pt C.pt --plot growth.png --labels early middle late
+    python tools/inspect_attention.py checkpoints/dit_landscapes.pt runs/<run>/checkpoint.pt ...
+    python tools/inspect_attention.py A.pt B.pt C.pt --plot growth.png --labels early middle late
 
 Why: a transformer whose attention logits q·k/√d_h keep growing ends with softmax rows that put
 all their weight on one token (entropy → 0), and its loss diverges soon after (Dehghani et al.
 2023, Zhai et al. 2023).  The loss curve shows that only once it happens; these two numbers show
-it coming.  The uniform-attention entropy is ln T (ln 256 = 5.55 for 256 tokens).  README,
-"What went badly", reads the table this prints for the session-4 model, the runs that diverged
-and the shipped model (trained with QK-norm).
+it coming.  The uniform-attention entropy is ln T (ln 256 = 5.55 for 256 tokens).  REPORT.md
+reads the table this prints for the runs that diverged and the shipped model (QK-norm).
 
 For each t in --t, it noises the same --n training images (fixed seed) to x_t = √ᾱ_t·x0 +
-√(1−ᾱ_t)·ε with the checkpoint's own schedule and runs the EMA weights once (dit.recording_attention).
+√(1−ᾱ_t)·ε with the checkpoint's own schedule and runs the EMA weights once (recording_attention, below).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
 import landscapes
-from dit import load_dit_checkpoint, recording_attention
+from dit import DiT, Attention, attention_logits, load_dit_checkpoint
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
+
+
+@contextlib.contextmanager
+def recording_attention(model: DiT) -> Iterator[list[tuple[float, float]]]:
+    """Inside `with recording_attention(model) as found:`, each forward pass appends, per block,
+    (the largest |attention logit| q·k/√d_h, the mean entropy of the attention rows in nats) to
+    `found`.  Entropy ln T is uniform attention; near 0 every query looks at one token, the
+    "entropy collapse" that comes with growing logits before a transformer's loss diverges
+    (Zhai et al. 2023).  `python tools/inspect_attention.py` prints these for checkpoints.
+    The model must be in eval mode (label dropout would make the numbers random); the logits
+    are computed in fp32 even inside an autocast region."""
+    if model.training:
+        raise ValueError("attention statistics need model.eval(): label dropout makes training-mode numbers random")
+    found = []
+
+    @torch.no_grad()                      # a measurement: no graph, whatever pass it rides on
+    def record(attn: Attention, inputs: tuple, output: torch.Tensor) -> None:
+        q, k, _ = attn.heads(inputs[0])                                     # (B, h, T, d_h)
+        with torch.autocast(q.device.type, enabled=False):                # fp32 throughout
+            logits = attention_logits(q.float(), k.float())                # (B, h, T, T)
+            rows = logits.softmax(dim=-1)
+            entropy = torch.special.entr(rows).sum(dim=-1)                  # −Σ p ln p, (B, h, T)
+        found.append((logits.abs().amax().item(), entropy.mean().item()))
+
+    hooks = [block.attn.register_forward_hook(record) for block in model.blocks]
+    try:
+        yield found
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+@torch.no_grad()
+def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+    """Per block, on one batch: (largest |attention logit|, mean attention entropy), as
+    `recording_attention` defines them."""
+    with recording_attention(model) as found:
+        model(x_t, t, y)
+    return found
+
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,0 +1,208 @@
+"""cfg.py: the guidance rule in closed form, the batched guided pass against two separate passes,
+the guided sampler at w = 1 against the plain conditional sampler, the study end to end
+(--quick, resumed), and bad input as one-line errors."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+import cfg
+from dit import DiT, DiffusersDiT, TrainedDiT, ddim_sample
+from forward_process import alpha_bar_from_betas, make_betas
+
+
+def random_dit(**kw) -> DiT:
+    """A micro DiT with every weight random: adaLN-Zero's init would make ε̂ ≡ 0 and every test
+    of the mix trivially pass."""
+    torch.manual_seed(0)
+    model = DiT(input_size=8, patch_size=2, in_channels=3, hidden_size=32, depth=2, num_heads=2,
+                num_classes=10, **kw).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    return model
+
+
+X, T, Y = torch.randn(4, 3, 8, 8), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 3, 9, 3])
+
+
+@torch.no_grad()
+def test_guide_is_the_unconditional_plus_w_times_the_difference():
+    """w = 0 gives ε̂_∅ and w = 1 gives ε̂_y exactly; ε̃ is affine in w with slope ε̂_y − ε̂_∅."""
+    e_y, e_0 = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    assert torch.equal(cfg.guide(e_y, e_0, 0.0, 3), e_0)
+    assert torch.equal(cfg.guide(e_y, e_0, 1.0, 3), e_y)
+    g2, g4, g6 = (cfg.guide(e_y, e_0, w, 3) for w in (2.0, 4.0, 6.0))
+    torch.testing.assert_close(g4 - g2, g6 - g4)                       # linear in w
+    torch.testing.assert_close(g4 - g2, 2 * (e_y - e_0))
+    # Ho & Salimans' form with their w′ = w − 1: (1 + w′)·ε̂_y − w′·ε̂_∅
+    torch.testing.assert_close(g4, (1 + 3) * e_y - 3 * e_0)
+
+
+def test_learned_variance_channels_pass_through_from_the_conditional_output():
+    out_y, out_0 = torch.randn(2, 6, 4, 4), torch.randn(2, 6, 4, 4)
+    mixed = cfg.guide(out_y, out_0, 4.0, eps_channels=3)
+    assert torch.equal(mixed[:, 3:], out_y[:, 3:])                    # Σ: untouched
+    torch.testing.assert_close(mixed[:, :3], out_0[:, :3] + 4 * (out_y[:, :3] - out_0[:, :3]))
+
+
+@pytest.mark.parametrize("learn_sigma", [False, True])
+@torch.no_grad()
+def test_one_doubled_pass_equals_two_separate_passes(learn_sigma):
+    """The guided predictor runs [x, x] with labels [y, ∅] once; ∅ is row num_classes (10)."""
+    model = random_dit(learn_sigma=learn_sigma)
+    assert model.null_label == 10 and model.y_embedder.embedding_table.num_embeddings == 11
+    eps_y, eps_0 = model.eps(X, T, Y), model.eps(X, T, torch.full_like(Y, 10))
+    assert (eps_y - eps_0).abs().max() > 1e-3                         # the label matters
+    for w in (0.0, 1.0, 1.5, 4.0):
+        torch.testing.assert_close(cfg.guided_eps_fn(model, Y, w)(X, T), eps_0 + w * (eps_y - eps_0),
+                                   rtol=1e-5, atol=1e-5)
+    assert torch.equal(cfg.guided_eps_fn(model, Y, 1.0)(X, T), eps_y)   # one pass, exactly
+
+
+def test_w_0_and_w_1_cost_one_forward_pass_and_guided_one_doubled_pass():
+    model = random_dit()
+    batches = []
+    model.register_forward_hook(lambda m, inputs, out: batches.append(len(inputs[0])))
+    with torch.no_grad():
+        for w in (0.0, 1.0, 3.0):
+            cfg.guided_eps_fn(model, Y, w)(X, T)
+    assert batches == [4, 4, 8]
+
+
+@torch.no_grad()
+def test_guided_sampler_at_w_1_is_the_plain_conditional_sampler():
+    model = random_dit()
+    alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000))
+    plain = list(ddim_sample(lambda x, t: model.eps(x, t, Y), X, alpha_bar, 5, spacing="trailing"))
+    guided = list(ddim_sample(cfg.guided_eps_fn(model, Y, 1.0), X, alpha_bar, 5, spacing="trailing"))
+    assert torch.equal(plain[-1][2], guided[-1][2])
+    at_4 = list(ddim_sample(cfg.guided_eps_fn(model, Y, 4.0), X, alpha_bar, 5, spacing="trailing"))
+    assert (at_4[-1][2] - plain[-1][2]).abs().max() > 1e-3             # and w matters
+
+
+def test_bad_scales_and_an_untrained_null_label_are_one_line_errors():
+    with pytest.raises(ValueError, match="use w ≥ 0"):
+        cfg.guided_eps_fn(random_dit(), Y, -1.0)
+    unconditional = random_dit(class_dropout_prob=0.0)
+    with pytest.raises(ValueError, match="trained without label dropout"):
+        cfg.guided_eps_fn(unconditional, Y, 4.0)
+    cfg.guided_eps_fn(unconditional, Y, 1.0)                           # w = 1 needs no ∅
+
+
+def test_diffusers_dit_guides_its_noise_channels_only(hf_folder):
+    """DiT-XL/2's adapter (tiny random stand-in): ε̃ from its first 4 of 8 output channels."""
+    model = DiffusersDiT(str(hf_folder), torch.device("cpu"))
+    x, t, y = torch.randn(2, 4, 8, 8), torch.tensor([10, 900]), torch.tensor([1, 2])
+    with torch.no_grad():
+        out_y, out_0 = model(x, t, y), model(x, t, torch.full_like(y, model.null_label))
+        eps = cfg.guided_eps_fn(model, y, 4.0)(x, t)
+    torch.testing.assert_close(eps, out_0[:, :4] + 4 * (out_y[:, :4] - out_0[:, :4]), rtol=1e-4, atol=1e-5)
+
+
+def test_cli_errors_are_one_line(tmp_path, checkpoint_file):
+    with pytest.raises(SystemExit, match="--w: guidance scale w = -1"):
+        cfg.main(cfg.parse_args(["--checkpoint", str(checkpoint_file), "--w", "-1", "--out", str(tmp_path)]))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="--checkpoint: .*junk.pt is not a checkpoint"):
+        cfg.main(cfg.parse_args(["--checkpoint", str(tmp_path / "junk.pt"), "--out", str(tmp_path)]))
+    with pytest.raises(SystemExit, match="precision and recall"):
+        cfg.parse_args(["--n", "3"])
+
+
+@pytest.fixture(scope="module")
+def checkpoint_file(tmp_path_factory):
+    """An export-like file of a random micro DiT, as train_one_epoch.py writes it."""
+    model = random_dit()
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    torch.save(dict(config=dict(model=model.config, diffusion=dict(T=1000, schedule="linear")),
+                    ema=model.state_dict(), class_names=[f"c{i}" for i in range(10)]), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_folder(tmp_path_factory):
+    """10 classes × 12 images of 8 px, solid colours with noise: the study's stand-in real set."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("real")
+    g = torch.Generator().manual_seed(0)
+    for c in range(10):
+        (root / f"c{c}").mkdir()
+        for i in range(12):
+            img = (torch.rand(8, 8, 3, generator=g) * 60 + c * 19).clamp(0, 255).to(torch.uint8)
+            Image.fromarray(img.numpy()).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+class ColourStats(torch.nn.Module):
+    """A stand-in for the Inception network (seconds instead of minutes): an image's features
+    are its per-channel mean and standard deviation, (B, 3, H, W) uint8 → (B, 6)."""
+    weights_name = "colour-stats"
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))     # fid.py finds the device from it
+
+    def forward(self, pixels):
+        x = pixels.double()
+        return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
+
+
+def test_quick_study_end_to_end_resumes_and_keeps_the_same_noise_for_every_w(tmp_path, checkpoint_file,
+                                                                           real_folder, monkeypatch):
+    """--quick through every stage (sampling, features, FID, precision/recall, tables, figures),
+    with the Inception network replaced by ColourStats so that it takes seconds."""
+    import fid
+
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: ColourStats())
+    out = tmp_path / "study"
+    argv = ["--quick", "--checkpoint", str(checkpoint_file), "--data", str(real_folder), "--image-size", "8",
+            "--n", "20", "--out", str(out)]
+    cfg.main(cfg.parse_args(argv))
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {(float(r["w"]), int(r["steps"]), int(r["seed"])) for r in rows} == {
+        (0, 3, 0), (1, 3, 0), (4, 3, 0), (4, 3, 1), (1, 6, 0)}
+    for r in rows:
+        assert float(r["w_ho_salimans"]) == float(r["w"]) - 1
+        assert 0 <= float(r["precision"]) <= 1 and 0 <= float(r["recall"]) <= 1 and float(r["fid"]) > 0
+    for name in ("results.md", "metrics_vs_w.png", "grids.png", "grid_w0.png", "grid_w4.png", "grid_w4_seed1.png"):
+        assert (out / name).exists(), name
+    # The same x_T for every w: a model whose ε̂ ignores the label gives identical sets.
+    sets = {tag: cfg.load_set(out / "samples" / tag) for tag in ("w0_steps3_seed0_n20", "w4_steps3_seed0_n20")}
+    assert all(s.shape == (20, 3, 8, 8) for s in sets.values())
+    # Resume: a deleted batch is redrawn identically, finished sets are skipped.
+    first = (out / "samples" / "w4_steps3_seed0_n20" / "batch_000010.npy")
+    before = first.read_bytes()
+    first.unlink()
+    results = json.loads((out / "results.json").read_text())
+    del results["w4_steps3_seed0_n20"]
+    (out / "results.json").write_text(json.dumps(results))
+    cfg.main(cfg.parse_args(argv))
+    assert first.read_bytes() == before
+
+
+def test_labels_are_class_balanced_with_one_class_per_grid_row():
+    y = cfg.study_labels(1000, list(range(10)))
+    assert torch.bincount(y).tolist() == [100] * 10
+    assert y[:100].reshape(10, 10).unique(dim=1).flatten().tolist() == list(range(10))   # row r: class r
+    assert cfg.study_labels(20, [88, 207]).tolist()[:20] == [88] * 10 + [207] * 10
+
+
+def test_diversity_in_closed_form():
+    """Two classes of two points each at distances 3 and 5: mean within-class distance 4."""
+    import numpy as np
+
+    feats = np.array([[0.0, 0], [3, 0], [10, 0], [10, 5]])
+    assert cfg.diversity(feats, np.array([0, 0, 1, 1])) == pytest.approx(4.0)
+
+
+def test_explain_prints_both_predictions_and_writes_the_figure(tmp_path, checkpoint_file, capsys):
+    cfg.main(cfg.parse_args(["--explain", "--checkpoint", str(checkpoint_file), "--out", str(tmp_path)]))
+    printed = capsys.readouterr().out
+    for t in ("t = 899", "t = 499", "t = 99"):
+        assert t in printed
+    assert "cos(ε̂_y, ε̂_∅)" in printed and "ε̃(w=4)" in printed
+    assert (tmp_path / "explain.png").exists()
