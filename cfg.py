@@ -241,6 +241,7 @@ class Reference:
     at N (N training images against the same test set: what a perfect model would score)."""
 
     def __init__(self, args, inception):
+        self.inception = inception
         test_dir = landscapes.resolve_data(args.data, "test", args.image_size)
         per_class = fid.folder_class_features(test_dir, inception)          # cached on disk
         names = list(per_class)

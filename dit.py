@@ -548,9 +548,14 @@ def autocast(device: torch.device, precision: str):
 
 
 def keep_freed_memory() -> bool:
-    """On a CPU, let glibc's allocator keep freed activation memory instead of returning it to
-    the OS, so the next step or batch does not fault every page in again (bench/README.md has
-    the measurement).  Returns False where there is no glibc."""
+    """Let the C allocator reuse freed activation memory instead of giving it back to the OS.
+
+    A training step or sampling batch allocates hundreds of large activations and frees them at
+    its end; glibc returns chunks above its mmap threshold to the kernel, so the next step
+    faults every page in again and the kernel zeroes each one.  Raising the mmap and trim
+    thresholds keeps the memory mapped and reused (bench/README.md has the measurement); the
+    price is that the process holds its peak memory until it exits.  Host memory only (CUDA has
+    its own caching allocator).  Returns False where there is no glibc."""
     try:
         import ctypes
         libc = ctypes.CDLL("libc.so.6")

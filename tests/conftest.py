@@ -26,6 +26,21 @@ def hf_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def real_folder(tmp_path_factory):
+    """10 classes × 12 images of 8 px, solid colours with noise: the study's stand-in real set."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("real")
+    g = torch.Generator().manual_seed(0)
+    for c in range(10):
+        (root / f"c{c}").mkdir()
+        for i in range(12):
+            img = (torch.rand(8, 8, 3, generator=g) * 60 + c * 19).clamp(0, 255).to(torch.uint8)
+            Image.fromarray(img.numpy()).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one)")
     config.addinivalue_line("markers", "slow: takes more than ~20 s on 2 CPU cores")

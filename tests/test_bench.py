@@ -22,3 +22,23 @@ def test_profile_prints_a_ceiling_above_the_profiled_rate():
     assert abs(ceiling - 4 / matmul_s) < 0.01 * ceiling   # batch / (matrix-product seconds per step)
     assert ceiling > profiled
     assert "aten::mm" in out.stdout or "aten::addmm" in out.stdout      # the profiler's table
+
+
+def test_sampling_bench_prints_consistent_rates():
+    """bench/bench_sampling.py on a tiny setting: every row's GFLOP/s is its image-steps/s times
+    the printed GFLOP per image-step, the share is that over the matmul row, and the ratio is
+    against the diffusers row."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_sampling.py"), "--batch", "2", "--steps", "1",
+                          "--no-compile"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    per_step = float(re.search(r"([\d.]+) GFLOP per image-step", out.stdout).group(1))
+    rows = re.findall(r"^(fp32|bf16)\s+(diffusers \(eager\)|ours \(eager\))\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)\s+([\d.]+)%",
+                      out.stdout, re.M)
+    assert len(rows) >= 2
+    peer = {p: float(r) for p, name, r, *_ in rows if name.startswith("diffusers")}
+    for precision, name, rate, ratio, gflops, share in rows:
+        # Printed values are rounded (rates to 0.01, GFLOP/s to 0.1, shares to 0.1%): allow that.
+        assert abs(float(gflops) - float(rate) * per_step) <= 0.05 + 0.005 * per_step + 0.01 * float(gflops)
+        assert abs(float(ratio) - float(rate) / peer[precision]) <= 0.0005 + 0.01 / peer[precision]
+        matmul = float(re.search(rf"^{precision}\s+matmul, own shapes\s+([\d.]+)", out.stdout, re.M).group(1))
+        assert abs(float(share) - 100 * float(gflops) / matmul) <= 0.05 + 100 * 0.05 / matmul + 0.01 * float(share)

@@ -122,21 +122,6 @@ def checkpoint_file(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def real_folder(tmp_path_factory):
-    """10 classes × 12 images of 8 px, solid colours with noise: the study's stand-in real set."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("real")
-    g = torch.Generator().manual_seed(0)
-    for c in range(10):
-        (root / f"c{c}").mkdir()
-        for i in range(12):
-            img = (torch.rand(8, 8, 3, generator=g) * 60 + c * 19).clamp(0, 255).to(torch.uint8)
-            Image.fromarray(img.numpy()).save(root / f"c{c}" / f"{i}.png")
-    return root
-
-
 class ColourStats(torch.nn.Module):
     """A stand-in for the Inception network (seconds instead of minutes): an image's features
     are its per-channel mean and standard deviation, (B, 3, H, W) uint8 → (B, 6)."""

@@ -1,0 +1,114 @@
+"""Benchmark: guided DDIM sampling with our DiT against diffusers' DiTTransformer2DModel of the same
+shape, in one run, and both against the matrix-multiply rate at the model's own shapes.
+
+    python bench/bench_sampling.py                 # fp32, and bf16 where the CPU has bf16 units
+    python bench/bench_sampling.py --steps 10 --batch 50
+
+The shape is the shipped model's: pixel space, 32 px, 3 channels, width 256, depth 6, 4 heads,
+patch 2 (256 tokens), 10 classes; ours with QK-norm on, as shipped (diffusers' DiT has none, so
+the peer does slightly less work).  Every step is guided (w = 4), so each step runs the doubled
+batch [x_t, x_t] with labels [y, ∅] through cfg.guided_eps_fn; both models go through the same
+function, the same sampler (dit.ddim_sample) and inference mode.  It prints image-steps/s (one
+image advanced one DDIM step), the ratios ours / diffusers, and the share of the matmul rate:
+the FLOPs a step must do (2 per multiply-add) over the GFLOP/s that the model's own Linear
+shapes reach when timed alone in the same run — the ceiling the matrix products allow.
+
+Targets: ours ≥ diffusers eager, ≥ 1.2× diffusers compiled, at ≥ 70% of the matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
+from bench_train import DiffusersDiT                             # the same peer as the training bench
+from cfg import guided_eps_fn
+from dit import autocast, bf16_is_fast, build_dit, ddim_sample, forward_gflops, keep_freed_memory
+from forward_process import alpha_bar_from_betas, make_betas
+
+D, DEPTH, TOKENS = 256, 6, 256
+
+
+class Peer(DiffusersDiT):
+    """diffusers' DiT with what cfg.guided_eps_fn asks of a model (ε̂ = all 3 channels, ∅ = 10)."""
+    eps_channels, null_label, learnt_null = 3, 10, True
+
+
+@torch.inference_mode()
+def image_steps_per_s(model, batch: int, steps: int, precision: str) -> float:
+    """Guided DDIM steps (w = 4) on `batch` images: (batch · steps) / seconds, after a warm-up."""
+    g = torch.Generator().manual_seed(0)
+    x_T = torch.randn(batch, 3, 32, 32, generator=g)
+    y = torch.arange(batch) % 10
+    alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000))
+    eps_fn = guided_eps_fn(model, y, 4.0)
+    device = torch.device("cpu")
+    with autocast(device, precision):
+        for _ in ddim_sample(eps_fn, x_T, alpha_bar, 2):             # warm-up (and compilation)
+            pass
+        start = time.perf_counter()
+        for _ in ddim_sample(eps_fn, x_T, alpha_bar, steps):
+            pass
+    return batch * steps / (time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def linear_rate(batch: int, precision: str, repeats: int = 5) -> float:
+    """GFLOP/s of one block's four Linear layers at the doubled batch's shape, M = 2·batch·T rows:
+    qkv (D → 3D), proj (D → D), MLP fc1 (D → 4D) and fc2 (4D → D), timed alone."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    M = 2 * batch * TOKENS
+    layers = [(torch.randn(M, i, dtype=dtype), torch.randn(o, i, dtype=dtype))
+              for i, o in ((D, 3 * D), (D, D), (D, 4 * D), (4 * D, D))]
+    flops = sum(2 * M * w.shape[0] * w.shape[1] for _, w in layers)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        for x, w in layers:
+            torch.nn.functional.linear(x, w)
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
+def main(args: argparse.Namespace) -> None:
+    keep_freed_memory()
+    torch.manual_seed(0)
+    ours = build_dit("DiT-Ti/2", input_size=32, in_channels=3, num_classes=10, qk_norm=True).eval()
+    peer = Peer(2, 32, 10).eval()
+    gflop_per_image_step = 2 * 2 * forward_gflops(ours)          # 2 passes (guided), 2 FLOPs per MAC
+    precisions = ["fp32"] + (["bf16"] if bf16_is_fast(torch.device("cpu")) else [])
+    print(f"guided DDIM sampling, batch {args.batch} (forward batch {2 * args.batch}), {args.steps} steps, "
+          f"DiT-Ti/2 shape at 32 px; {torch.backends.cpu.get_cpu_capability()} CPU, "
+          f"{torch.get_num_threads()} threads; {gflop_per_image_step:.2f} GFLOP per image-step")
+    print(f"{'precision':<9} {'model':<22} {'image-steps/s':>13} {'vs diffusers':>12} {'GFLOP/s':>8} {'of matmul':>9}")
+    for precision in precisions:
+        rate_mm = linear_rate(args.batch, precision)
+        runs = [("diffusers (eager)", peer), ("ours (eager)", ours)]
+        if not args.no_compile:
+            runs += [("ours (torch.compile)", torch.compile(ours))]
+        results = {}
+        for name, model in runs:
+            results[name] = image_steps_per_s(model, args.batch, args.steps, precision)
+        for name, r in results.items():
+            achieved = r * gflop_per_image_step
+            print(f"{precision:<9} {name:<22} {r:>13.2f} {r / results['diffusers (eager)']:>11.3f}x "
+                  f"{achieved:>8.1f} {achieved / rate_mm:>8.1%}")
+        print(f"{precision:<9} {'matmul, own shapes':<22} {'':>13} {'':>12} {rate_mm:>8.1f} {'100%':>9}")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Guided DDIM sampling: ours against diffusers' DiT, same shape.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--batch", type=int, default=100, help="images per batch (the forward pass sees twice this)")
+    ap.add_argument("--steps", type=int, default=10, help="timed DDIM steps per model")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
+    return ap.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,406 @@
+"""Task 4a — what each knob of a DiT does, judged by FID: the number of diffusion timesteps T,
+DiT blocks (depth), attention heads and patch size, each varied alone around one base config.
+
+    python sweep.py                               # the default sweep (~2.5 h on 2 bf16 CPU cores)
+    python sweep.py --T 100 1000 --patch 4 8      # any values per axis; an axis left out is not run
+    python sweep.py --quick                       # a tiny version end to end (the tests run it)
+    python sweep.py --budget-images 2000000 --device cuda   # the same sweep at scale on a GPU
+
+The base is DiT-Ti/4 at 32 px (width 256, depth 6, 4 heads, patch 4, T = 1000, linear β): the
+smallest config whose patch-2 and depth-8 arms still fit a 2-core CPU, so that every arm can
+see the same number of images.  Fairness, arm against arm:
+  * the same training budget in images seen, the same seed and so the same data order and noise;
+  * the same measurement: N samples (class-balanced) from the EMA weights with DDIM (η = 0,
+    trailing spacing, the same step count whatever T is, so arms with another T compare at equal
+    sampling cost), FID against the held-out test set beside the real-vs-real floor at that N;
+  * the same x_T and labels for every arm's 10×10 grid (one class per row);
+  * the base arm trained twice (seeds 0 and 1): the difference is the seed-to-seed spread, and a
+    difference between arms smaller than it is not resolved.
+For the T axis a second grid is drawn by ancestral sampling over all T steps: DDIM with η = 1
+visits every t with σ_t² = β̃_t, which is DDPM's sampler (Song et al. 2021, §4.3), and is what T
+changes at sampling time.  Training with fewer steps rescales β by 1000/T (forward_process.py).
+
+What it writes into --out (default report/sweep/):
+  results.csv, results.md     one row per arm: the knob, FID, floor, parameters, tokens, forward
+                              GFLOPs, training compute (3 × GFLOPs × images), images/s, loss, time
+  fid_vs_knob.png             one panel per axis, the seed spread shaded around the base
+  fid_vs_gflops.png           FID against training compute, every arm (the paper's Fig. 8 view)
+  loss_<axis>.png             each axis's smoothed loss curves overlaid
+  grids_<axis>.png            the axis's arms' 10×10 grids side by side (grids_T_ddpm.png: DDPM)
+Every arm trains through train_one_epoch.py in runs/sweep/<arm>/ (open it with
+`python ddim_x0_grid.py --checkpoint runs/sweep/<arm>/checkpoint.pt`).  A finished arm is
+skipped, an interrupted one resumes from its checkpoint (--resume), so the sweep spans sittings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import cfg
+import fid
+import landscapes
+from dit import TrainedDiT, ddim_sample, keep_freed_memory, pick_device, read_checkpoint, resolve_precision
+
+ROOT = Path(__file__).resolve().parent
+BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
+WIDTH = 256
+AXES = ("T", "depth", "heads", "patch")
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 1. The arms: one knob moved at a time, plus the base again with another seed
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def arm_name(knobs: dict, seed: int) -> str:
+    return f"T{knobs['T']}-d{knobs['depth']}-h{knobs['heads']}-p{knobs['patch']}-seed{seed}"
+
+
+def plan_arms(args) -> list[dict]:
+    """The base, each axis's other values, and the base with seed + 1; each arm once."""
+    arms = {arm_name(BASE, args.seed): dict(knobs=dict(BASE), seed=args.seed, axes=set(AXES))}
+    for axis in AXES:
+        for value in getattr(args, axis) or []:
+            knobs = {**BASE, axis: value}
+            name = arm_name(knobs, args.seed)
+            arms.setdefault(name, dict(knobs=knobs, seed=args.seed, axes=set()))["axes"].add(axis)
+    arms[arm_name(BASE, args.seed + 1)] = dict(knobs=dict(BASE), seed=args.seed + 1, axes=set())
+    return [dict(name=name, **arm) for name, arm in arms.items()]
+
+
+def train_command(arm: dict, args) -> list[str]:
+    """train_one_epoch.py for one arm: the budget in steps of one batch, no samples of its own."""
+    k, folder = arm["knobs"], Path(args.runs) / arm["name"]
+    cmd = [sys.executable, str(ROOT / "train_one_epoch.py"),
+           "--patch", str(k["patch"]), "--depth", str(k["depth"]), "--heads", str(k["heads"]),
+           "--hidden", str(WIDTH), "--T", str(k["T"]), "--schedule", "linear",
+           "--batch-size", str(args.batch_size), "--epochs", "100000",
+           "--max-steps", str(args.budget_images // args.batch_size), "--seed", str(arm["seed"]),
+           "--precision", args.precision, "--device", args.device, "--out", str(folder),
+           "--ckpt-every", str(args.ckpt_every), "--no-samples"]
+    if args.data:
+        cmd += ["--data", args.data, "--image-size", str(args.image_size)]
+    if (folder / "checkpoint.pt").exists():
+        cmd += ["--resume", str(folder / "checkpoint.pt")]          # an interrupted arm goes on
+    return cmd
+
+
+def train_arm(arm: dict, args) -> dict:
+    """Train (or resume, or skip) one arm; returns its metrics.json."""
+    folder = Path(args.runs) / arm["name"]
+    metrics = folder / "metrics.json"
+    if metrics.exists() and json.loads(metrics.read_text()).get("steps", 0) >= args.budget_images // args.batch_size:
+        print(f"{arm['name']}: trained, skipped")
+        return json.loads(metrics.read_text())
+    cmd = train_command(arm, args)
+    print(f"{arm['name']}: training ({args.budget_images:,} images)\n  " + " ".join(cmd[1:]), flush=True)
+    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+        raise SystemExit(f"{arm['name']}: train_one_epoch.py failed (see above); rerun sweep.py to resume it")
+    return json.loads(metrics.read_text())
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 2. Measuring an arm: grid, FID against the test set, and the DDPM grid for the T axis
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+@torch.inference_mode()
+def evaluate_arm(arm: dict, args, device, reference) -> dict:
+    folder = Path(args.runs) / arm["name"]
+    model = TrainedDiT(folder / "checkpoint.pt", device)
+    classes = list(range(min(model.num_classes, 10)))
+    y_all = cfg.study_labels(args.n, classes)
+    x_T_all = torch.randn(args.n, *model.shape, generator=torch.Generator().manual_seed(1234))
+    images = torch.cat([landscapes.to_uint8(cfg.sample(model, y.to(device), x.to(device), 1.0, args.steps, args.precision))
+                        for y, x in landscapes.progress_iter(list(zip(y_all.split(args.eval_batch), x_T_all.split(args.eval_batch))),
+                                                             f"{arm['name']}: sampling", "batch")])
+    row_labels = [model.class_names[c] for c in y_all[:100:10].tolist()]
+    landscapes.save_image_grid(images[:100], Path(args.out) / "grids" / f"{arm['name']}.png", nrow=10,
+                               row_labels=row_labels, title=f"{arm['name']}: DDIM {args.steps} steps")
+    found = dict(grid=f"grids/{arm['name']}.png")
+    if "T" in arm["axes"]:                      # ancestral DDPM over all T steps: DDIM with η = 1
+        g = torch.Generator(device).manual_seed(1234)
+        x_T, y = x_T_all[:100].to(device), y_all[:100].to(device)       # the grid's 100 (fewer with --quick)
+        *_, (_, _, x0) = ddim_sample(lambda x, t: model(x, t, y)[:, :model.eps_channels], x_T, model.alpha_bar,
+                                     model.alpha_bar.shape[0], eta=1.0, generator=g, clip_x0=1.0)
+        landscapes.save_image_grid(x0.float().cpu(), Path(args.out) / "grids" / f"{arm['name']}_ddpm.png", nrow=10,
+                                   row_labels=row_labels, title=f"{arm['name']}: DDPM, all {model.alpha_bar.shape[0]} steps")
+        found["grid_ddpm"] = f"grids/{arm['name']}_ddpm.png"
+    if reference is not None:
+        feats = fid.inception_features(images, reference.inception)
+        found.update({k: v for k, v in reference.measure(feats, y_all.numpy()).items() if k in ("fid", "precision", "recall")})
+    state = read_checkpoint(folder / "checkpoint.pt", mmap=True)
+    found["loss_curve"] = [float(v) for v in state.get("history", {}).get("loss", [])]
+    return found
+
+
+def arm_row(arm: dict, metrics: dict, measured: dict, args) -> dict:
+    k = arm["knobs"]
+    gflops = metrics["gflops_forward_per_image"]                  # the trainer counted them
+    images = metrics["steps"] * args.batch_size
+    return dict(arm=arm["name"], axes=" ".join(sorted(arm["axes"])) or "seed", seed=arm["seed"], **k,
+                fid=measured.get("fid"), precision=measured.get("precision"), recall=measured.get("recall"),
+                parameters=metrics.get("parameters"), tokens=(args.image_size // k["patch"]) ** 2,
+                gflops=gflops, train_pflops=3 * gflops * images / 1e6, images=images,
+                images_per_s=metrics.get("images_per_second"), smoothed_loss=metrics.get("smoothed_loss"),
+                train_s=metrics.get("wall_time_s"))
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 3. The sweep
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def main(args: argparse.Namespace) -> None:
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    args.precision = resolve_precision(args.precision, device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done_file = out / "results.json"
+    done = json.loads(done_file.read_text()) if done_file.exists() else {}
+    arms = plan_arms(args)
+    print(f"sweep: {len(arms)} arms × {args.budget_images:,} images each, N = {args.n} for FID, DDIM {args.steps} "
+          f"steps; {device}, {args.precision}, {torch.backends.cpu.get_cpu_capability()} CPU")
+    reference = None
+    for arm in arms:
+        key = f"{arm['name']}-b{args.budget_images}-n{args.n}-s{args.steps}"
+        if key in done:
+            print(f"{arm['name']}: measured, skipped")
+            continue
+        metrics = train_arm(arm, args)
+        if reference is None and not args.no_metrics:
+            reference = cfg.Reference(args, fid.load_inception(device=device))
+            done["real"] = dict(n=args.n, **reference.real)
+        start = time.perf_counter()
+        measured = evaluate_arm(arm, args, device, reference)
+        done[key] = dict(row=arm_row(arm, metrics, measured, args), axes=sorted(arm["axes"]),
+                         loss_curve=measured.pop("loss_curve"), grids={k: v for k, v in measured.items() if k.startswith("grid")},
+                         eval_s=time.perf_counter() - start)
+        tmp = done_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done))
+        tmp.replace(done_file)                            # after every arm: nothing is lost
+        write_outputs(done, args)
+    write_outputs(done, args)
+    print((out / "results.md").read_text().split("## Reading")[-1].strip())
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 4. Tables, figures and the reading
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "fid", "precision", "recall", "parameters",
+           "tokens", "gflops", "train_pflops", "images", "images_per_s", "smoothed_loss", "train_s"]
+
+
+def _entries(done: dict) -> list[dict]:
+    return [v for k, v in done.items() if k != "real"]
+
+
+def write_outputs(done: dict, args) -> None:
+    out = Path(args.out)
+    entries = _entries(done)
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        w.writerows(e["row"] for e in entries)
+    (out / "results.md").write_text(results_markdown(done, args))
+    plot_fid_vs_knob(done, out / "fid_vs_knob.png")
+    plot_fid_vs_gflops(entries, out / "fid_vs_gflops.png")
+    for axis in AXES:
+        members = sorted((e for e in entries if axis in e["axes"]), key=lambda e: e["row"][axis])
+        if len(members) > 1:
+            plot_losses(members, axis, out / f"loss_{axis}.png")
+            grids_side_by_side(members, axis, "grid", out / f"grids_{axis}.png", args)
+            if axis == "T":
+                grids_side_by_side(members, axis, "grid_ddpm", out / "grids_T_ddpm.png", args)
+
+
+def seed_spread(done: dict):
+    base = [e["row"]["fid"] for e in _entries(done) if e["row"]["axes"] in ("seed",) or len(e["axes"]) == len(AXES)]
+    base = [f for f in base if f is not None]
+    return abs(base[0] - base[1]) if len(base) == 2 else None
+
+
+def _fmt(v, spec=".2f"):
+    return "–" if v is None else format(v, spec)
+
+
+def results_markdown(done: dict, args) -> str:
+    entries = _entries(done)
+    real = done.get("real", {})
+    lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {WIDTH}, 32 px)", "",
+             f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, seed {args.seed}, "
+             f"the same data order); FID of N = {args.n} class-balanced samples (DDIM {args.steps} steps, η = 0, "
+             f"trailing) against the test set; real-vs-real floor at that N: {_fmt(real.get('fid'))}.  "
+             f"{args.precision} on a {torch.backends.cpu.get_cpu_capability()} CPU.  Command: `{args.command}`", "",
+             "| arm | axis | FID | precision | recall | params | tokens | GFLOPs | train PFLOPs | images/s | loss | train s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for e in entries:
+        r = e["row"]
+        lines.append(f"| {r['arm']} | {r['axes']} | {_fmt(r['fid'])} | {_fmt(r['precision'], '.3f')} | "
+                     f"{_fmt(r['recall'], '.3f')} | {r['parameters'] or 0:,} | {r['tokens']} | {r['gflops']:.3f} | "
+                     f"{r['train_pflops']:.2f} | {_fmt(r['images_per_s'], '.1f')} | {_fmt(r['smoothed_loss'], '.4f')} | "
+                     f"{_fmt(r['train_s'], '.0f')} |")
+    lines += ["", "## Reading", ""] + reading(done)
+    return "\n".join(lines) + "\n"
+
+
+def reading(done: dict) -> list[str]:
+    spread = seed_spread(done)
+    lines = [f"- Seed-to-seed spread of the base arm: {_fmt(spread)} FID." if spread is not None
+             else "- The base arm's second seed is not measured yet: the spread is unknown."]
+    for axis in AXES:
+        members = sorted((e["row"] for e in _entries(done) if axis in e["axes"] and e["row"]["fid"] is not None),
+                         key=lambda r: r[axis])
+        if len(members) < 2:
+            continue
+        best, worst = min(members, key=lambda r: r["fid"]), max(members, key=lambda r: r["fid"])
+        gap = worst["fid"] - best["fid"]
+        verdict = ("beyond" if spread is not None and gap > spread else "within" if spread is not None else "against an unknown")
+        lines.append(f"- {axis}: " + ", ".join(f"{r[axis]} → {r['fid']:.2f}" for r in members) +
+                     f"; best {axis} = {best[axis]}, {gap:.2f} FID from the worst, {verdict} the seed spread.")
+    return lines
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_fid_vs_knob(done: dict, path: Path) -> None:
+    plt = _plt()
+    spread = seed_spread(done)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for ax, axis in zip(axes, AXES):
+        rows = sorted((e["row"] for e in _entries(done) if axis in e["axes"] and e["row"]["fid"] is not None),
+                      key=lambda r: r[axis])
+        if rows:
+            ax.plot([r[axis] for r in rows], [r["fid"] for r in rows], "o-")
+            base = [r for r in rows if r[axis] == BASE[axis]]
+            if base and spread is not None:
+                ax.fill_between([rows[0][axis], rows[-1][axis]], base[0]["fid"] - spread, base[0]["fid"] + spread,
+                                alpha=0.15, label="base ± seed spread")
+                ax.legend(fontsize=8)
+        if "real" in done:
+            ax.axhline(done["real"]["fid"], ls="--", c="grey")
+        ax.set(xlabel=axis, ylabel="FID", title=f"FID against {axis}")
+        if axis != "T":
+            ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fid_vs_gflops(entries: list[dict], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for e in entries:
+        r = e["row"]
+        if r["fid"] is not None:
+            ax.scatter(r["train_pflops"], r["fid"])
+            ax.annotate(r["arm"].rsplit("-seed", 1)[0] + ("" if r["seed"] == entries[0]["row"]["seed"] else " (seed 2)"),
+                        (r["train_pflops"], r["fid"]), fontsize=7)
+    ax.set(xscale="log", xlabel="training compute, PFLOPs (3 × forward GFLOPs × images)", ylabel="FID",
+           title="FID against training compute")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_losses(members: list[dict], axis: str, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for e in members:
+        loss = np.asarray(e["loss_curve"])
+        if len(loss):
+            window = max(1, len(loss) // 20)
+            ax.plot(np.convolve(loss, np.ones(window) / window, mode="valid"), label=f"{axis} = {e['row'][axis]}")
+    ax.set(yscale="log", xlabel="step", ylabel="loss (moving average)", title=f"Training loss, {axis} axis")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def grids_side_by_side(members: list[dict], axis: str, key: str, path: Path, args) -> None:
+    from PIL import Image
+    plt = _plt()
+    members = [e for e in members if key in e["grids"]]
+    if not members:
+        return
+    fig, axes = plt.subplots(1, len(members), figsize=(4.2 * len(members), 4.6), squeeze=False)
+    for ax, e in zip(axes[0], members):
+        ax.imshow(np.asarray(Image.open(Path(args.out) / e["grids"][key])))
+        ax.set_title(f"{axis} = {e['row'][axis]}   FID {_fmt(e['row']['fid'])}")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 5. Command line
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    import shlex
+
+    ap = argparse.ArgumentParser(description="Sweep T, depth, heads and patch size around DiT-Ti/4, judged by FID.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--T", type=int, nargs="*", default=[100, 500, 1000], help="diffusion timesteps")
+    ap.add_argument("--depth", type=int, nargs="*", default=[4, 6, 8], help="DiT blocks")
+    ap.add_argument("--heads", type=int, nargs="*", default=[1, 2, 4], help="attention heads (width 256)")
+    ap.add_argument("--patch", type=int, nargs="*", default=[2, 4, 8], help="patch size")
+    ap.add_argument("--budget-images", type=int, default=60_000,
+                    help="training images per arm (60,000: the sweep fits ~2.5 h on 2 bf16 CPU cores)")
+    ap.add_argument("--batch-size", type=int, default=64, help="training batch (the trainer's default)")
+    ap.add_argument("--n", type=int, default=1000, help="samples per arm for FID (≥ 500)")
+    ap.add_argument("--steps", type=int, default=25, help="DDIM steps for every arm's samples")
+    ap.add_argument("--eval-batch", type=int, default=250, help="images per sampling batch")
+    ap.add_argument("--seed", type=int, default=0, help="the arms' seed; the base runs again with seed + 1")
+    ap.add_argument("--ckpt-every", type=int, default=200, help="checkpoint every N steps (resume granularity)")
+    ap.add_argument("--data", default=None, help="image folder (default: the procedural landscapes)")
+    ap.add_argument("--image-size", type=int, default=32, help="image size")
+    ap.add_argument("--no-metrics", action="store_true", help="grids only: no FID")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--runs", default="runs/sweep", help="where the arms' run folders go")
+    ap.add_argument("--out", default="report/sweep", help="output folder")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny end to end: T 100 1000, patch 4 8, 256 images, N 20, 3 steps")
+    args = ap.parse_args(argv)
+    args.command = "python sweep.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.quick:
+        args.T, args.depth, args.heads, args.patch = [100, 1000], [], [], [4, 8]
+        args.budget_images, args.batch_size, args.n, args.steps, args.eval_batch = 256, 32, 20, 3, 20
+    for axis in AXES:
+        bad = [v for v in getattr(args, axis) if v < 1]
+        if bad:
+            raise SystemExit(f"--{axis} {bad}: values must be positive")
+    if any(args.image_size % p for p in args.patch):
+        raise SystemExit(f"--patch {args.patch}: every patch size must divide --image-size {args.image_size}")
+    if any(WIDTH % h for h in args.heads):
+        raise SystemExit(f"--heads {args.heads}: every head count must divide the width {WIDTH}")
+    if args.budget_images < args.batch_size or args.n < 4 or args.steps < 1:
+        raise SystemExit("--budget-images must be at least one batch, --n at least 4, --steps at least 1")
+    return args
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,67 @@
+"""sweep.py: the arms it plans (one knob at a time, the base twice), the training commands it
+gives train_one_epoch.py, and the whole sweep end to end on tiny data (--quick), resumed."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+import fid
+import sweep
+from test_cfg import ColourStats
+
+
+def test_arms_move_one_knob_at_a_time_and_the_base_runs_twice():
+    args = sweep.parse_args([])
+    arms = sweep.plan_arms(args)
+    names = [a["name"] for a in arms]
+    assert len(names) == len(set(names)) == 1 + 2 * 4 + 1          # base, 2 others per axis, seed 1
+    for a in arms:
+        moved = [axis for axis in sweep.AXES if a["knobs"][axis] != sweep.BASE[axis]]
+        assert len(moved) <= 1                                      # never two knobs at once
+        if moved:
+            assert a["axes"] == set(moved)
+    base = [a for a in arms if a["knobs"] == sweep.BASE]
+    assert sorted(a["seed"] for a in base) == [0, 1] and base[0]["axes"] == set(sweep.AXES)
+
+
+def test_every_arm_gets_the_same_budget_seed_and_data():
+    args = sweep.parse_args(["--budget-images", "6400", "--batch-size", "64"])
+    commands = [sweep.train_command(a, args) for a in sweep.plan_arms(args)]
+    value = lambda cmd, flag: cmd[cmd.index(flag) + 1]
+    assert {value(c, "--max-steps") for c in commands} == {"100"}
+    assert {value(c, "--seed") for c in commands} == {"0", "1"}
+    assert {value(c, "--hidden") for c in commands} == {"256"}
+    t100 = [c for c in commands if value(c, "--T") == "100"][0]
+    assert (value(t100, "--patch"), value(t100, "--depth"), value(t100, "--heads")) == ("4", "6", "4")
+
+
+def test_bad_values_are_one_line_errors():
+    with pytest.raises(SystemExit, match="must divide --image-size 32"):
+        sweep.parse_args(["--patch", "3"])
+    with pytest.raises(SystemExit, match="must divide the width 256"):
+        sweep.parse_args(["--heads", "3"])
+
+
+def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
+    """--quick through every stage: 4 trainings (T 100, the base, patch 8, the base's seed 1),
+    grids, FID, the DDPM grids of the T axis, tables and figures; a second call skips it all.
+    The Inception network is replaced by test_cfg's ColourStats so that it takes seconds."""
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: ColourStats())
+    argv = ["--quick", "--data", str(real_folder), "--image-size", "8", "--runs", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out")]
+    sweep.main(sweep.parse_args(argv))
+    out = tmp_path / "out"
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 4
+    for r in rows:
+        assert float(r["fid"]) > 0 and int(r["images"]) == 256
+        assert float(r["train_pflops"]) == pytest.approx(3 * float(r["gflops"]) * 256 / 1e6)
+    for name in ("results.md", "fid_vs_knob.png", "fid_vs_gflops.png", "loss_T.png", "grids_T.png",
+                 "grids_T_ddpm.png", "grids_patch.png", "loss_patch.png"):
+        assert (out / name).exists(), name
+    assert "Seed-to-seed spread of the base arm" in (out / "results.md").read_text()
+    before = json.loads((out / "results.json").read_text())
+    sweep.main(sweep.parse_args(argv))                              # everything skipped
+    assert json.loads((out / "results.json").read_text()) == before
