@@ -672,6 +672,44 @@ def ddim_sample(
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
+def patch_study(x0: torch.Tensor, out, model_name: str, patch_sizes=(2, 4, 8)):
+    """Cut the image into patches for each p, and measure what p costs the DiT forward pass."""
+    from pathlib import Path
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import landscapes
+    from forward_process import patchify
+
+    _, C, H, W = x0.shape
+    rows = []
+    fig, axes = plt.subplots(1, len(patch_sizes), figsize=(4 * len(patch_sizes), 4.4))
+    for ax, p in zip(axes, patch_sizes):
+        model = build_dit(model_name, input_size=H, patch_size=p, in_channels=C, num_classes=10)
+        gflops = forward_gflops(model)
+        params = sum(q.numel() for q in model.parameters())
+        tokens = (H // p) * (W // p)
+        rows.append((p, tokens, p * p * C, params, gflops))
+        # Show the patches pulled apart by a 1-pixel gap: each tile is one token.
+        tiles = patchify(x0, p)[0].reshape(H // p, W // p, p, p, C)   # (h, w, p, p, C)
+        canvas = torch.ones(H // p * (p + 1) - 1, W // p * (p + 1) - 1, C)
+        for i in range(H // p):
+            for j in range(W // p):
+                canvas[i * (p + 1): i * (p + 1) + p, j * (p + 1): j * (p + 1) + p] = tiles[i, j]
+        ax.imshow(landscapes.to_uint8(canvas.permute(2, 0, 1)).permute(1, 2, 0).numpy())
+        ax.set_title(f"p = {p}: {tokens} tokens of {p * p * C} values\n"
+                     f"{model_name} forward: {gflops:.3f} GFLOPs", fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(f"Patchify a {H}×{W} image: halving p quadruples the tokens and the compute")
+    fig.tight_layout(rect=(0, 0, 1, 0.92))  # leave room for the suptitle
+    path = Path(out) / "patch_study.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path, rows
+
+
 def main(args: argparse.Namespace) -> None:
     print(f"DiT configs on {args.image_size}×{args.image_size}×{args.channels} inputs, "
           f"{args.num_classes} classes (GFLOPs: multiply-adds per image, the paper's convention)")
@@ -686,6 +724,17 @@ def main(args: argparse.Namespace) -> None:
         tokens = (args.image_size // cfg["patch_size"]) ** 2
         print(f"{name:<10} {cfg['depth']:>5} {cfg['hidden_size']:>5} {cfg['num_heads']:>5} "
               f"{tokens:>6} {params:>13,} {forward_gflops(model):>9.3f}")
+    if args.patch_study:
+        import landscapes
+
+        u8, _ = landscapes.procedural_image(seed=0, index=0, size=args.image_size)   # (H, W, 3) uint8
+        x0 = landscapes.to_float(torch.from_numpy(u8).permute(2, 0, 1)[None])       # (1, 3, H, W)
+        path, rows = patch_study(x0, args.patch_study, args.patch_model)
+        print(f"\nPatch-size study: {args.patch_model} on {args.image_size}×{args.image_size}×3 images")
+        print(f"{'p':>3} {'tokens T':>9} {'values/token':>13} {'parameters':>11} {'GFLOPs':>8}")
+        for p, tokens, per_token, params, gflops in rows:
+            print(f"{p:>3} {tokens:>9} {per_token:>13} {params:>11,} {gflops:>8.3f}")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
@@ -693,4 +742,8 @@ if __name__ == "__main__":
     ap.add_argument("--image-size", type=int, default=32, help="input resolution (pixels or latents)")
     ap.add_argument("--channels", type=int, default=3, help="input channels (3 for RGB, 4 for SD latents)")
     ap.add_argument("--num-classes", type=int, default=10, help="number of class labels")
+    ap.add_argument("--patch-study", default=None, metavar="FOLDER",
+                    help="also draw patch_study.png there (e.g. report/forward): one image cut into "
+                         "p = 2, 4, 8 patches, with the tokens and GFLOPs of each")
+    ap.add_argument("--patch-model", default="DiT-Ti/2", help="the config whose patch size the study varies")
     main(ap.parse_args())

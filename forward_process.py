@@ -16,10 +16,11 @@ What this file teaches, in the order of the idea:
 Run it to see all of this:
 
     python forward_process.py --out report/forward
+    python dit.py --patch-study report/forward        # the patch study needs the whole DiT
 
 writes PNGs (a real image noised at t = 0 … T for each schedule; ᾱ_t and log-SNR curves at
-T = 100, 500, 1000; the timestep-embedding heatmap; the patch study for p = 2, 4, 8) and prints
-the patch-size table (tokens, GFLOPs of a DiT forward pass).  About 6 s on 2 CPU cores.
+T = 100, 500, 1000; the timestep-embedding heatmap), and dit.py the patch study for p = 2, 4, 8
+with its table (tokens, GFLOPs of a DiT forward pass).  Seconds on 2 CPU cores.
 
 Notation.  t is 0-based in code (t = 0 … T−1, as in DiT's and diffusers' code); the papers count
 1 … T.  `alpha_bar[t]` is ᾱ at the code's step t.  DDIM's paper writes α for DDPM's ᾱ.
@@ -328,39 +329,6 @@ def plot_timestep_embedding(out: Path, T: int = 1000, dim: int = 256) -> Path:
     return path
 
 
-def patch_study(x0: torch.Tensor, out: Path, model_name: str, patch_sizes=(2, 4, 8)):
-    """Cut the image into patches for each p, and measure what p costs the DiT forward pass."""
-    import matplotlib.pyplot as plt
-    import landscapes
-    from dit import build_dit, forward_gflops
-
-    _, C, H, W = x0.shape
-    rows = []
-    fig, axes = plt.subplots(1, len(patch_sizes), figsize=(4 * len(patch_sizes), 4.4))
-    for ax, p in zip(axes, patch_sizes):
-        model = build_dit(model_name, input_size=H, patch_size=p, in_channels=C, num_classes=10)
-        gflops = forward_gflops(model)
-        params = sum(q.numel() for q in model.parameters())
-        tokens = (H // p) * (W // p)
-        rows.append((p, tokens, p * p * C, params, gflops))
-        # Show the patches pulled apart by a 1-pixel gap: each tile is one token.
-        tiles = patchify(x0, p)[0].reshape(H // p, W // p, p, p, C)   # (h, w, p, p, C)
-        canvas = torch.ones(H // p * (p + 1) - 1, W // p * (p + 1) - 1, C)
-        for i in range(H // p):
-            for j in range(W // p):
-                canvas[i * (p + 1): i * (p + 1) + p, j * (p + 1): j * (p + 1) + p] = tiles[i, j]
-        ax.imshow(landscapes.to_uint8(canvas.permute(2, 0, 1)).permute(1, 2, 0).numpy())
-        ax.set_title(f"p = {p}: {tokens} tokens of {p * p * C} values\n"
-                     f"{model_name} forward: {gflops:.3f} GFLOPs", fontsize=9)
-        ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle(f"Patchify a {H}×{W} image: halving p quadruples the tokens and the compute")
-    fig.tight_layout(rect=(0, 0, 1, 0.92))  # leave room for the suptitle
-    path = out / "patch_study.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path, rows
-
-
 def main(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -370,35 +338,23 @@ def main(args: argparse.Namespace) -> None:
         plot_schedules(out),
         plot_timestep_embedding(out),
     ]
-    path, rows = patch_study(x0, out, args.model)
-    written.append(path)
-
-    print(f"\nPatch-size study: {args.model} on {args.image_size}×{args.image_size}×3 images "
-          f"(GFLOPs = multiply-adds of one forward pass, the DiT paper's convention)")
-    print(f"{'p':>3} {'tokens T':>9} {'values/token':>13} {'parameters':>11} {'GFLOPs':>8}")
-    for p, tokens, per_token, params, gflops in rows:
-        print(f"{p:>3} {tokens:>9} {per_token:>13} {params:>11,} {gflops:>8.3f}")
-    print("\nwrote " + ", ".join(str(p) for p in written))
+    print("wrote " + ", ".join(str(p) for p in written))
+    print("(the patch-size study, which needs the whole DiT for its GFLOPs: python dit.py --patch-study)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="Figures for the forward process: noising strips, schedules, the timestep "
-                    "embedding and the patch-size study.")
+        description="Figures for the forward process: noising strips, schedules and the timestep "
+                    "embedding (the patch-size study: python dit.py --patch-study).")
     ap.add_argument("--out", default="report/forward", help="folder for the PNGs")
     ap.add_argument("--data", default=None,
                     help="a folder of images to take the example from (default: the procedural "
                          "landscapes, no download needed)")
     ap.add_argument("--image-size", type=int, default=32, help="example resolution (pixels)")
     ap.add_argument("--T", type=int, default=1000, help="diffusion steps for the noising strip")
-    ap.add_argument("--model", default="DiT-Ti/2",
-                    help="DiT config for the GFLOPs table (the patch size is varied)")
     args = ap.parse_args(argv)
     if args.T < 2:
         raise SystemExit(f"--T {args.T}: need at least 2 diffusion steps")
-    if args.image_size % 8:
-        raise SystemExit(f"--image-size {args.image_size}: the patch study uses p = 2, 4, 8; "
-                         f"pick a multiple of 8 (e.g. 32)")
     return args
 
 

@@ -311,3 +311,18 @@ def test_ddim_with_the_exact_denoiser_recovers_the_data_point():
         x_T = torch.randn(1, 3, 4, 4, dtype=torch.float64)
         *_, (_, _, x0) = ddim_sample(exact_eps, x_T, ALPHA_BAR, n)
         torch.testing.assert_close(x0, x0_star, atol=1e-10, rtol=0)
+
+
+def test_patch_study_quadruples_tokens_and_compute_per_halving(tmp_path):
+    """dit.patch_study (python dit.py --patch-study): T = (32/p)², halving p multiplies the
+    tokens by exactly 4 and the GFLOPs by more than 4 (attention grows with T²), parameters
+    within 2% (only the patch embedding and the final layer depend on p)."""
+    from dit import patch_study
+
+    x0 = torch.rand(1, 3, 32, 32) * 2 - 1
+    path, rows = patch_study(x0, tmp_path, "DiT-Ti/2")
+    assert path.exists()
+    (p2, t2, _, n2, g2), (p4, t4, _, n4, g4), (p8, t8, _, n8, g8) = rows
+    assert (p2, p4, p8) == (2, 4, 8) and (t2, t4, t8) == (256, 64, 16)
+    assert g2 / g4 > 4 and g4 / g8 > 3.9
+    assert abs(n2 - n8) / n8 < 0.02
