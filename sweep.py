@@ -1,14 +1,17 @@
 """Task 4a — what each knob of a DiT does, judged by FID: the number of diffusion timesteps T,
 DiT blocks (depth), attention heads and patch size, each varied alone around one base config.
 
-    python sweep.py                               # the default sweep (~2.5 h on 2 bf16 CPU cores)
+    python sweep.py                               # the default sweep (est. ~2.5 h on 2 bf16 CPU cores)
     python sweep.py --T 100 1000 --patch 4 8      # any values per axis; an axis left out is not run
     python sweep.py --quick                       # a tiny version end to end (the tests run it)
     python sweep.py --budget-images 2000000 --device cuda   # the same sweep at scale on a GPU
 
 The base is DiT-Ti/4 at 32 px (width 256, depth 6, 4 heads, patch 4, T = 1000, linear β): the
 smallest config whose patch-2 and depth-8 arms still fit a 2-core CPU, so that every arm can
-see the same number of images.  Fairness, arm against arm:
+see the same number of images.  The default budget, 60,000 images an arm, is sized from the
+training rates in bench/bench_train.txt (2-core AMD EPYC with AVX-512-BF16, bf16: 131 images/s
+at patch 4, 28 at patch 2, ~400 at patch 8): about 1.7 h of training for the ten arms, plus
+sampling and FID.  On a CPU without bf16 units (fp32 only) it takes about twice as long.  Fairness, arm against arm:
   * the same training budget in images seen, the same seed and so the same data order and noise;
   * the same measurement: N samples (class-balanced) from the EMA weights with DDIM (η = 0,
     trailing spacing, the same step count whatever T is, so arms with another T compare at equal
@@ -368,7 +371,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--heads", type=int, nargs="*", default=[1, 2, 4], help="attention heads (width 256)")
     ap.add_argument("--patch", type=int, nargs="*", default=[2, 4, 8], help="patch size")
     ap.add_argument("--budget-images", type=int, default=60_000,
-                    help="training images per arm (60,000: the sweep fits ~2.5 h on 2 bf16 CPU cores)")
+                    help="training images per arm (60,000: sized for ~2.5 h on 2 bf16 CPU cores, see the docstring)")
     ap.add_argument("--batch-size", type=int, default=64, help="training batch (the trainer's default)")
     ap.add_argument("--n", type=int, default=1000, help="samples per arm for FID (≥ 500)")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps for every arm's samples")
