@@ -27,16 +27,19 @@ What a run writes into its folder (--out, default runs/DiT-<depth>x<width>-p<pat
   samples.png    a 10×10 grid from the EMA weights, one class per row (DDIM, dit.ddim_sample)
   metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the command line
 
-On 2 CPU cores the default (DiT-Ti/2, 10,000 images, batch 64, bf16) trained its epoch in
-356 s at 28.0 images/s, 7 min 13 s in all with sampling the grid; on an H200 the same model
-trained at 23,500 images/s (batch 1024, --compile).  Shapes: B batch, C channels, H = W image
-size, T steps.
+On an AMD EPYC with AVX-512-BF16, 2 cores, the default (DiT-Ti/2, 10,000 images, batch 64, bf16)
+trains its epoch in about 6 minutes (28 images/s), 7 with the sample grid.
+
+The file reads in the order of the idea: 1 the configuration; 2 the diffusion core (the loss,
+the learning rate, the EMA, one step); then the plumbing: 3 flags checked against a
+checkpoint, 4 the data order, 5 processes, stopping and reading losses back, 6 checkpoints and
+the run's record, 7 what the run shows; 8 `main`, the loop.
+Shapes: B batch, C channels, H = W image size, T steps.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import math
@@ -45,6 +48,7 @@ import shlex
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +113,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="AdamW learning rate: constant, or the peak with --warmup-steps/--decay-steps "
                             "(paper: 1e-4, constant)")
     optim.add_argument("--warmup-steps", type=int, default=0,
-                       help="raise the lr linearly over the first N steps (paper: 0). A second leg "
-                            "from --init-from starts AdamW's moments at zero, where its first "
-                            "steps move every weight by ≈ lr: a warm-up softens that jolt")
+                       help="raise the lr linearly over the first N steps (paper: 0). A run from "
+                            "--init-from starts AdamW's moments at zero, where its first steps "
+                            "move every weight by ≈ lr: a warm-up softens that jolt")
     optim.add_argument("--decay-steps", type=int, default=0,
                        help="lower the lr linearly to 0 over the run's last N steps, those before "
                             "--max-steps (or the last --epochs step) (paper: 0, constant). A "
@@ -125,7 +129,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     optim.add_argument("--max-minutes", type=float, default=None,
                        help="stop training after this many minutes in this process, then save, "
                             "sample and export as at a normal end: a fixed compute budget "
-                            "(e.g. a borrowed GPU) with --epochs as the upper bound")
+                            "(e.g. a lent GPU) with --epochs as the upper bound")
     run = ap.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds data order, noise, t and init")
     run.add_argument("--out", default=None, help="run folder (default runs/DiT-<depth>x<width>-p<patch>-<size>px)")
@@ -133,8 +137,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="continue from CKPT, or from <out>/checkpoint.pt when given alone")
     run.add_argument("--init-from", default=None, metavar="CKPT",
                      help="start from the EMA weights of a trained model (a checkpoint.pt or an "
-                          "--export file) with a fresh optimiser: a second leg of training where "
-                          "only the small export was kept (e.g. from a borrowed GPU), or fine-tuning")
+                          "--export file) with a fresh optimiser: to train on where only the "
+                          "small export was kept, or to fine-tune")
     run.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps")
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                      help="bf16 autocast where the hardware has bf16 units (auto), else fp32")
@@ -151,194 +155,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples and FID")
     run.add_argument("--guidance", type=float, default=1.0, metavar="W",
                      help="guidance scale w for samples.png and FID (cfg.py: ε̃ = ε̂(∅) + w·(ε̂(y) − ε̂(∅)); "
-                          "1 = the conditional model, unguided; 0 = unconditional)"),
+                          "1 = the conditional model, unguided; 0 = unconditional)")
     run.add_argument("--fid", type=int, default=0, metavar="N",
                      help="after training, FID of N samples against the held-out test set, and "
                           "the floor (N training images against it); 5000 in the report")
     run.add_argument("--no-samples", action="store_true", help="skip samples.png")
     args = ap.parse_args(argv)
 
-    # Resolve the model: each flag, else the named config, else the model of the checkpoint this
-    # run starts from or continues, else DiT-Ti/2.  So `--init-from X --max-steps 0` evaluates X
-    # without its shape or QK-norm flags repeated, and a flag that contradicts X is a one-line
-    # error (load_checkpoint).  The image size and the diffusion still come from their flags.
+    # The model: each flag, else the named config, else the model of the checkpoint this run
+    # starts from or continues, else DiT-Ti/2 (section 3).  So `--init-from X --max-steps 0`
+    # evaluates X without its shape flags repeated.
     base = resolve_model(args, source_model_config(args))
     args.patch, args.depth, args.hidden, args.heads, args.qk_norm = (
         base["patch_size"], base["depth"], base["hidden_size"], base["num_heads"], base["qk_norm"])
-
-    # Bad input: one clear line each, before any work is done.
-    try:
-        check_patch_size(args.image_size, args.patch)
-    except ValueError as e:
-        raise SystemExit(f"--patch {args.patch}: {e}")
-    if args.hidden % args.heads:
-        raise SystemExit(f"--heads {args.heads} does not divide --hidden {args.hidden}; "
-                         f"use heads with {args.hidden} % heads == 0 (e.g. {args.hidden // 64 or 1})")
-    if args.fid and args.fid < 2:
-        raise SystemExit("--fid needs at least 2 images (FID is only comparable at N ≥ 2048)")
-    for name in ("batch_size", "epochs", "T", "ckpt_every", "sample_steps"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
-    if args.T < 2:
-        raise SystemExit("--T must be at least 2")
-    if args.max_steps is not None and args.max_steps < 0:
-        raise SystemExit("--max-steps must be at least 0 (0 evaluates --init-from or --resume)")
-    if args.guidance < 0:
-        raise SystemExit("--guidance must be at least 0 (1 = the conditional model, unguided)")
-    if args.init_from is not None and args.resume is not None:
-        raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
-    if args.export_every is not None and (args.export_every < 1 or args.export is None):
-        raise SystemExit("--export-every N needs N ≥ 1 and an --export path to name the snapshots after")
-    if args.warmup_steps < 0:
-        raise SystemExit("--warmup-steps must be at least 0 (0 = the paper's constant lr)")
-    if args.decay_steps < 0:
-        raise SystemExit("--decay-steps must be at least 0 (0 = the paper's constant lr)")
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise SystemExit("--max-minutes must be positive")
-    if not 0 <= args.class_dropout < 1:
-        raise SystemExit("--class-dropout must lie in [0, 1)")
+    check_args(args)
     if args.out is None:
         args.out = default_out(args.image_size, base)
     return args
 
 
-MODEL_FLAGS = (("patch_size", "patch"), ("depth", "depth"), ("hidden_size", "hidden"),
-               ("num_heads", "heads"), ("qk_norm", "qk_norm"))
-
-
-def resolve_model(args: argparse.Namespace, source: dict | None = None) -> dict:
-    """The model's shape and QK-norm: each flag, else --model's config, else `source` (a
-    checkpoint's model config), else DiT-Ti/2 without QK-norm."""
-    base = dict(DIT_CONFIGS["DiT-Ti/2"], qk_norm=False)
-    base.update({k: v for k, v in (source or {}).items() if k in base})
-    base.update(DIT_CONFIGS[args.model] if args.model else {})
-    base.update({key: getattr(args, flag) for key, flag in MODEL_FLAGS if getattr(args, flag) is not None})
-    return base
-
-
-def default_out(image_size: int, model: dict) -> str:
-    """The run folder when --out is not given: runs/DiT-<depth>x<width>-p<patch>-<size>px."""
-    return f"runs/DiT-{model['depth']}x{model['hidden_size']}-p{model['patch_size']}-{image_size}px"
-
-
-def source_model_config(args: argparse.Namespace) -> dict | None:
-    """The model config saved in the checkpoint that --init-from or --resume names (a bare
-    --resume: <out>/checkpoint.pt, with the default --out of the flags' model), or None where
-    there is none to read: main's load_checkpoint then says in one line that it is missing."""
-    if args.init_from is not None:
-        flag, path = "--init-from", Path(args.init_from)
-    elif args.resume not in (None, "auto"):
-        flag, path = "--resume", Path(args.resume)
-    elif args.resume == "auto":
-        out = args.out or default_out(args.image_size, resolve_model(args))
-        flag, path = "--resume", Path(out) / CHECKPOINT
-    else:
-        return None
-    if not path.is_file():
-        return None
-    try:                                  # mmap: the config is read, not the 100 MB of tensors
-        return read_checkpoint(path, mmap=True)["config"]["model"]
-    except ValueError as e:               # not a checkpoint
-        raise SystemExit(f"{flag}: {e}")
-
-
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 2. Devices, precision, processes
-# ════════════════════════════════════════════════════════════════════════════════════════════
-
-
-def setup_distributed(device_choice: str) -> tuple[int, int, torch.device]:
-    """Under torchrun (RANK and WORLD_SIZE set) join the process group; else one process."""
-    if "RANK" not in os.environ:
-        return 0, 1, pick_device(device_choice)
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    device = pick_device(device_choice)
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-    # gloo runs on CPUs, nccl is the fast path between GPUs.
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return rank, world, device
-
-
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 3. Checkpoints: atomic writes, exact resume
-# ════════════════════════════════════════════════════════════════════════════════════════════
-
-
-def run_config(args: argparse.Namespace, num_classes: int) -> dict:
-    """What a checkpoint must agree with to be resumed: the model and the diffusion."""
-    return dict(
-        model=dict(input_size=args.image_size, patch_size=args.patch, in_channels=3,
-                   hidden_size=args.hidden, depth=args.depth, num_heads=args.heads, mlp_ratio=4.0,
-                   class_dropout_prob=args.class_dropout, num_classes=num_classes, learn_sigma=False,
-                   qk_norm=args.qk_norm),
-        diffusion=dict(T=args.T, schedule=args.schedule),
-    )
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write to a temporary file, flush it to disk, then rename: a rename is atomic, so a kill
-    at any moment (even kill -9 mid-write) leaves the previous complete checkpoint in place."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def steps_before(init_from: dict | None) -> int:
-    """The steps behind the model a run started from: its --init-from source's, plus those of the
-    source's own source, and so on down the chain of legs that the records nest."""
-    total = 0
-    while init_from:
-        total += init_from.get("steps") or 0
-        init_from = init_from.get("init_from")
-    return total
-
-
-def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
-    """The EMA weights alone, in bf16 (half the bytes; sampling loads them back as fp32), with
-    the config and class names: everything `dit.load_dit_checkpoint` needs, nothing to resume.
-    Stored as CPU tensors, so a file trained on a GPU loads anywhere with a plain torch.load."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    small = dict(config=state["config"], class_names=state["class_names"],
-                 ema={k: v.to("cpu", torch.bfloat16) for k, v in state["ema"].items()},
-                 trained={k: v for k, v in metrics.items()
-                          if k in ("steps", "steps_in_all", "epochs", "wall_time_s", "device", "precision",
-                                   "smoothed_loss", "command", "legs", "init_from") or k.startswith("fid")})
-    save_checkpoint(path, small)
-    return path
-
-
-def load_checkpoint(path: Path, expected: dict, flag: str = "--resume") -> dict:
-    if not path.is_file():
-        raise SystemExit(f"{flag}: no checkpoint file at {path}; train without {flag} first")
-    try:
-        state = read_checkpoint(path)
-    except ValueError as e:
-        raise SystemExit(f"{flag}: {e}")
-    saved = state["config"]
-    diffs = [f"{k}={saved[group].get(k)!r} (flags say {v!r})"
-             for group in ("model", "diffusion") for k, v in expected[group].items()
-             if saved[group].get(k) != v]
-    if diffs:
-        raise SystemExit(f"{flag}: {path} was trained with {', '.join(diffs)}; "
-                         f"pass the same flags" + (" or use a new --out" if flag == "--resume" else ""))
-    return state
-
-
-def rng_state(device: torch.device) -> torch.Tensor:
-    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
-
-
-def set_rng_state(state: torch.Tensor, device: torch.device) -> None:
-    torch.cuda.set_rng_state(state, device) if device.type == "cuda" else torch.set_rng_state(state)
-
-
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 4. One training step, and the EMA
+# 2. The diffusion core: the loss, the learning rate, the EMA, one step
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
@@ -385,13 +222,14 @@ def update_ema(ema: DiT, model: DiT, num_updates: int, max_decay: float) -> None
 
 def train_step(train_model, model: DiT, ema: DiT, opt, u8: torch.Tensor, y: torch.Tensor,
                alpha_bar, ema_updates: int, args, device, precision: str):
-    """One optimiser step on a batch of uint8 images (B, 3, H, W) and labels (B,).
+    """One optimiser step on a batch of uint8 images (B, 3, H, W) and labels (B,).  `train_model`
+    is `model` itself, or its compiled or DDP wrapper: the same weights.
 
     It returns the loss, the gradient norm and the bucket sums and counts as device tensors and
-    never waits for the device: the loop reads them back every few steps (`flush` in main), so
-    on a GPU the host queues the next step while this one runs.  A per-step `loss.item()` would
-    leave the GPU idle while Python launches each step's kernels (tests/test_gpu.py checks the
-    step makes no sync)."""
+    never waits for the device: the loop reads them back every few steps (`read_back`), so on a
+    GPU the host queues the next step while this one runs.  A per-step `loss.item()` would leave
+    the GPU idle while Python launches each step's kernels (tests/test_gpu.py checks the step
+    makes no sync)."""
     x0 = landscapes.to_float(u8)                                        # (B, 3, H, W) in [−1, 1]
     flip = torch.rand(x0.shape[0], device=device) < 0.5                 # horizontal flips (paper)
     x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
@@ -409,6 +247,129 @@ def train_step(train_model, model: DiT, ema: DiT, opt, u8: torch.Tensor, y: torc
     opt.step()
     update_ema(ema, model, ema_updates, args.ema_decay)
     return loss.detach(), grad_norm, bucket_sums, bucket_counts
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 3. The flags checked, and the model a checkpoint implies
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Bad input: one clear line each, before any work is done."""
+    try:
+        check_patch_size(args.image_size, args.patch)
+    except ValueError as e:
+        raise SystemExit(f"--patch {args.patch}: {e}")
+    if args.hidden % args.heads:
+        raise SystemExit(f"--heads {args.heads} does not divide --hidden {args.hidden}; "
+                         f"use heads with {args.hidden} % heads == 0 (e.g. {args.hidden // 64 or 1})")
+    if args.fid and args.fid < 2:
+        raise SystemExit("--fid needs at least 2 images (FID is only comparable at N ≥ 2048)")
+    for name in ("batch_size", "epochs", "T", "ckpt_every", "sample_steps"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    if args.T < 2:
+        raise SystemExit("--T must be at least 2")
+    if args.max_steps is not None and args.max_steps < 0:
+        raise SystemExit("--max-steps must be at least 0 (0 evaluates --init-from or --resume)")
+    if args.guidance < 0:
+        raise SystemExit("--guidance must be at least 0 (1 = the conditional model, unguided)")
+    if args.init_from is not None and args.resume is not None:
+        raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
+    if args.export_every is not None and (args.export_every < 1 or args.export is None):
+        raise SystemExit("--export-every N needs N ≥ 1 and an --export path to name the snapshots after")
+    if args.warmup_steps < 0:
+        raise SystemExit("--warmup-steps must be at least 0 (0 = the paper's constant lr)")
+    if args.decay_steps < 0:
+        raise SystemExit("--decay-steps must be at least 0 (0 = the paper's constant lr)")
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise SystemExit("--max-minutes must be positive")
+    if not 0 <= args.class_dropout < 1:
+        raise SystemExit("--class-dropout must lie in [0, 1)")
+
+
+MODEL_FLAGS = (("patch_size", "patch"), ("depth", "depth"), ("hidden_size", "hidden"),
+               ("num_heads", "heads"), ("qk_norm", "qk_norm"))
+
+
+def resolve_model(args: argparse.Namespace, source: dict | None = None) -> dict:
+    """The model's shape and QK-norm: each flag, else --model's config, else `source` (a
+    checkpoint's model config), else DiT-Ti/2 without QK-norm.  A flag that contradicts the
+    checkpoint is a one-line error later (load_checkpoint); the image size and the diffusion
+    always come from their flags."""
+    base = dict(DIT_CONFIGS["DiT-Ti/2"], qk_norm=False)
+    base.update({k: v for k, v in (source or {}).items() if k in base})
+    base.update(DIT_CONFIGS[args.model] if args.model else {})
+    base.update({key: getattr(args, flag) for key, flag in MODEL_FLAGS if getattr(args, flag) is not None})
+    return base
+
+
+def default_out(image_size: int, model: dict) -> str:
+    """The run folder when --out is not given: runs/DiT-<depth>x<width>-p<patch>-<size>px."""
+    return f"runs/DiT-{model['depth']}x{model['hidden_size']}-p{model['patch_size']}-{image_size}px"
+
+
+def source_model_config(args: argparse.Namespace) -> dict | None:
+    """The model config saved in the checkpoint that --init-from or --resume names (a bare
+    --resume: <out>/checkpoint.pt, with the default --out of the flags' model), or None where
+    there is none to read: main's load_checkpoint then says in one line that it is missing."""
+    if args.init_from is not None:
+        flag, path = "--init-from", Path(args.init_from)
+    elif args.resume not in (None, "auto"):
+        flag, path = "--resume", Path(args.resume)
+    elif args.resume == "auto":
+        out = args.out or default_out(args.image_size, resolve_model(args))
+        flag, path = "--resume", Path(out) / CHECKPOINT
+    else:
+        return None
+    if not path.is_file():
+        return None
+    try:
+        return read_checkpoint(path, mmap=True)["config"]["model"]
+    except ValueError as e:               # not a checkpoint
+        raise SystemExit(f"{flag}: {e}")
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 4. Data: uint8 images in memory, in an order a resumed run repeats
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def load_training_data(args: argparse.Namespace, world: int, is_main: bool):
+    """The training images (landscapes.load_images: uint8, labels, class names).  Rank 0
+    generates the procedural set once if it is missing; the other ranks wait for its folder."""
+    try:
+        folder = landscapes.resolve_data(args.data, "train", args.image_size) if is_main else None
+        if world > 1:
+            box = [folder]
+            dist.broadcast_object_list(box)
+            folder = box[0]
+        return landscapes.load_images(folder, args.image_size)
+    except ValueError as e:
+        raise SystemExit(f"--data: {e}")
+
+
+def training_batches(images: torch.Tensor, labels: torch.Tensor, first_step: int, last_step: int,
+                     steps_per_epoch: int, per_rank_batch: int, rank: int, world: int, seed: int,
+                     num_workers: int, seen: torch.Tensor):
+    """This rank's (uint8 images, labels) batches for steps first_step … last_step − 1.
+
+    The data order is a function of (seed, epoch) alone, so a resumed run sees exactly the
+    batches it would have seen; each rank takes its own 1/world share of every epoch.  `seen`
+    marks the images handed out, for the DDP self-check at the end."""
+    step = first_step
+    while step < last_step:
+        epoch, skip = divmod(step, steps_per_epoch)
+        sampler = DistributedSampler(range(len(images)), num_replicas=world, rank=rank, shuffle=True,
+                                     seed=seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        order = list(sampler)[skip * per_rank_batch: steps_per_epoch * per_rank_batch]
+        seen[order] = True
+        for batch in epoch_batches(images, labels, order, per_rank_batch, num_workers, seed + epoch):
+            if step >= last_step:
+                return
+            yield batch
+            step += 1
 
 
 def epoch_batches(images: torch.Tensor, labels: torch.Tensor, order: list[int], batch: int,
@@ -432,7 +393,300 @@ def epoch_batches(images: torch.Tensor, labels: torch.Tensor, order: list[int], 
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 5. What the run shows: loss curves, samples, metrics
+# 5. Processes, stopping, and reading the losses back
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+@dataclass
+class Process:
+    """This process: its rank among `world` (1 without torchrun), its device and precision, and
+    the command that started it (recorded in metrics.json and the export)."""
+    rank: int
+    world: int
+    device: torch.device
+    precision: str                        # resolve_precision: "bf16" or "fp32"
+    command: str = field(default_factory=lambda: shlex.join([sys.executable] + sys.argv))
+
+    @property
+    def is_main(self) -> bool:                # rank 0 alone writes files and prints
+        return self.rank == 0
+
+
+def setup_distributed(device_choice: str) -> tuple[int, int, torch.device]:
+    """Under torchrun (RANK and WORLD_SIZE set) join the process group; else one process."""
+    if "RANK" not in os.environ:
+        return 0, 1, pick_device(device_choice)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    device = pick_device(device_choice)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    # gloo runs on CPUs, nccl is the fast path between GPUs.
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def agreed(proc: Process, *flags: bool) -> list[bool]:
+    """Under torchrun every rank must stop at the same step, so a flag set on any rank (out of
+    time, asked to stop, a non-finite value) is set on all, else the others would wait forever
+    in DDP's next all-reduce.  The all-reduce is itself a wait for the device."""
+    if proc.world == 1:
+        return list(flags)
+    t = torch.tensor([float(f) for f in flags], device=proc.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+class StopSignal:
+    """Ctrl-C and a scheduler's SIGTERM (preemption, a plain `kill`) ask the loop to stop: the
+    running step finishes, its loss is checked, and a checkpoint is saved.  Stopping inside a
+    step could save weights already updated by a step whose loss was never checked, at a step
+    count one behind.  A second Ctrl-C stops at once (KeyboardInterrupt) and keeps the last
+    checkpoint.  The caller's handlers are back when the `with` block ends."""
+
+    def __init__(self):
+        self.asked = False
+
+    def ask(self, signum, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __enter__(self) -> StopSignal:
+        self.previous = {s: signal.signal(s, self.ask) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+@dataclass
+class TrainState:
+    """What the loop advances and a checkpoint keeps (model, EMA, AdamW, counters, the per-step
+    history, the model this run started from), and this process's unread steps."""
+    model: DiT
+    ema: DiT
+    opt: torch.optim.Optimizer
+    config: dict                          # run_config: what a resume must agree with
+    class_names: list[str]
+    steps_per_epoch: int
+    step: int = 0                         # optimiser steps taken, over all of this run's calls
+    ema_updates: int = 0
+    history: dict = field(default_factory=lambda: {"loss": [], "bucket": [[], [], []], "grad_norm": []})
+    wall_before: float = 0.0              # seconds trained by the calls before this process
+    init_from: dict | None = None         # {path, steps}: the model an --init-from run started from
+    pending: list = field(default_factory=list)   # train_step results not yet read back
+    images_done: int = 0                  # images trained on in this process, all ranks
+    t_start: float = field(default_factory=time.perf_counter)
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t_start
+
+
+def read_back(s: TrainState, proc: Process, bar, ckpt_path: Path) -> None:
+    """Read the pending steps back: stop at the first non-finite loss or gradient norm (before
+    anything is saved), else record the losses and advance the progress bar.
+
+    Losses stay on the device until then: one wait every few steps on a GPU instead of one per
+    step.  Under torchrun every rank reads back at the same steps; if any rank saw a bad value,
+    all stop here, rather than one exiting while the others wait in DDP's next all-reduce."""
+    if not s.pending:
+        return
+    losses, norms, sums, counts = (torch.stack(v) for v in zip(*s.pending))  # (n,), (n,), (n, 3), (n, 3)
+    losses, norms, means = losses.tolist(), norms.tolist(), (sums / counts.clamp(min=1)).tolist()
+    counts = counts.tolist()
+    first = s.step - len(s.pending) + 1                                 # step of pending[0]
+    bad = next((i for i in range(len(losses))
+                if not (math.isfinite(losses[i]) and math.isfinite(norms[i]))), None)
+    (stop_all,) = agreed(proc, bad is not None)
+    if stop_all:
+        bar.close()
+        if bad is None:
+            raise SystemExit(f"another process saw a non-finite loss or gradient; stopped without "
+                             f"saving, so {ckpt_path} is the last good checkpoint")
+        what = (f"the loss was {losses[bad]:.4g}" if not math.isfinite(losses[bad]) else
+                f"the gradient norm was {norms[bad]:.4g} (the loss {losses[bad]:.4g})")
+        where = f" on rank {proc.rank}" if proc.world > 1 else ""
+        raise SystemExit(f"step {first + bad}{where}: {what}, not finite; stopped without saving, "
+                         f"so {ckpt_path} is the last good checkpoint (try a lower --lr, or "
+                         f"--grad-clip 1.0 against growing gradients)")
+    for i, loss_value in enumerate(losses):
+        s.history["loss"].append(loss_value)
+        s.history["grad_norm"].append(norms[i])
+        for b, (m, c) in enumerate(zip(means[i], counts[i])):
+            s.history["bucket"][b].append(m if c else float("nan"))
+    s.pending.clear()
+    recent = s.history["loss"][-50:]
+    bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
+                    img_s=f"{s.images_done / (time.perf_counter() - s.t_start):.1f}", refresh=False)
+    bar.update(len(losses))
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 6. Checkpoints: atomic writes, exact resume, and the run's record
+# ════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def run_config(args: argparse.Namespace, num_classes: int) -> dict:
+    """What a checkpoint must agree with to be resumed: the model and the diffusion."""
+    return dict(
+        model=dict(input_size=args.image_size, patch_size=args.patch, in_channels=3,
+                   hidden_size=args.hidden, depth=args.depth, num_heads=args.heads, mlp_ratio=4.0,
+                   class_dropout_prob=args.class_dropout, num_classes=num_classes, learn_sigma=False,
+                   qk_norm=args.qk_norm),
+        diffusion=dict(T=args.T, schedule=args.schedule),
+    )
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write to a temporary file, flush it to disk, then rename: a rename is atomic, so a kill
+    at any moment (even kill -9 mid-write) leaves the previous complete checkpoint in place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def rng_state(device: torch.device) -> torch.Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def set_rng_state(state: torch.Tensor, device: torch.device) -> None:
+    torch.cuda.set_rng_state(state, device) if device.type == "cuda" else torch.set_rng_state(state)
+
+
+def checkpoint_state(s: TrainState, proc: Process) -> dict:
+    """Everything --resume needs to go on exactly as if never stopped, with every rank's RNG
+    (every rank must call this: the RNGs are gathered)."""
+    rngs = [rng_state(proc.device)]
+    if proc.world > 1:
+        rngs = [None] * proc.world
+        dist.all_gather_object(rngs, rng_state(proc.device).cpu())
+    return dict(model=s.model.state_dict(), ema=s.ema.state_dict(), optimizer=s.opt.state_dict(),
+                step=s.step, ema_updates=s.ema_updates, epoch=s.step // s.steps_per_epoch,
+                rng=rngs, config=s.config, class_names=s.class_names, history=s.history,
+                init_from=s.init_from, wall_time=s.wall_time())
+
+
+def write_checkpoint(s: TrainState, proc: Process, bar, path: Path) -> dict:
+    """Read back the pending losses (a NaN among them stops before anything is written), gather
+    the state from every rank, and save it atomically from rank 0.  Returns the state."""
+    read_back(s, proc, bar, path)
+    state = checkpoint_state(s, proc)
+    if proc.is_main:
+        save_checkpoint(path, state)
+    return state
+
+
+def load_checkpoint(path: Path, expected: dict, flag: str = "--resume") -> dict:
+    """A checkpoint whose model and diffusion agree with `expected` (run_config), else one line."""
+    if not path.is_file():
+        raise SystemExit(f"{flag}: no checkpoint file at {path}; train without {flag} first")
+    try:
+        state = read_checkpoint(path)
+    except ValueError as e:
+        raise SystemExit(f"{flag}: {e}")
+    saved = state["config"]
+    diffs = [f"{k}={saved[group].get(k)!r} (flags say {v!r})"
+             for group in ("model", "diffusion") for k, v in expected[group].items()
+             if saved[group].get(k) != v]
+    if diffs:
+        raise SystemExit(f"{flag}: {path} was trained with {', '.join(diffs)}; "
+                         f"pass the same flags" + (" or use a new --out" if flag == "--resume" else ""))
+    return state
+
+
+def resume(s: TrainState, path: Path, proc: Process) -> None:
+    """--resume: the weights, AdamW's moments, the counters, the history and this rank's RNG."""
+    state = load_checkpoint(path, s.config)
+    s.model.load_state_dict(state["model"])
+    s.ema.load_state_dict(state["ema"])
+    s.opt.load_state_dict(state["optimizer"])
+    s.step, s.ema_updates, s.history = state["step"], state["ema_updates"], state["history"]
+    # Checkpoints from before the gradient norm was recorded: unknown (NaN) for their steps.
+    s.history.setdefault("grad_norm", [float("nan")] * len(s.history["loss"]))
+    s.wall_before = state["wall_time"]
+    s.init_from = state.get("init_from")      # a resumed --init-from run still started there
+    set_rng_state(state["rng"][proc.rank % len(state["rng"])], proc.device)
+
+
+def start_from(s: TrainState, path: str) -> None:
+    """--init-from: model and EMA start at the source's EMA weights, its best estimate of the
+    weights; AdamW's moments start at zero again (an export keeps none)."""
+    source = load_checkpoint(Path(path), s.config, flag="--init-from")
+    s.model.load_state_dict({k: v.float() for k, v in source["ema"].items()})
+    s.ema.load_state_dict(s.model.state_dict())
+    s.init_from = dict(path=path, steps=steps_behind(source))
+
+
+def steps_behind(source: dict) -> int:
+    """The training steps behind the model in a checkpoint or export: its run's own, plus those
+    behind the model that run started from (its init_from's `steps`, itself such a total)."""
+    record = source.get("trained") or dict(steps=source.get("step"), init_from=source.get("init_from"))
+    if "steps_in_all" in record:          # exports written before this record kept the total here
+        return record["steps_in_all"]
+    return (record.get("steps") or 0) + ((record.get("init_from") or {}).get("steps") or 0)
+
+
+def run_record(s: TrainState, proc: Process, wall_time_s: float) -> dict:
+    """What the run has done so far, flat: the core of metrics.json and of an export's `trained`
+    record.  `steps` are this run's; init_from names the model it started from and the steps
+    behind that model.  The smoothed loss is the mean of the last ≤ 100 steps."""
+    tail = s.history["loss"][-100:]
+    return dict(steps=s.step, epochs=s.step / s.steps_per_epoch, wall_time_s=wall_time_s,
+                smoothed_loss=sum(tail) / len(tail) if tail else None,
+                device=str(proc.device), precision=proc.precision, init_from=s.init_from,
+                command=proc.command)
+
+
+def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
+    """The EMA weights alone, in bf16 (half the bytes; sampling loads them back as fp32), with
+    the config and class names: everything `dit.load_dit_checkpoint` needs, nothing to resume.
+    Stored as CPU tensors, so a file trained on a GPU loads anywhere with a plain torch.load."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    small = dict(config=state["config"], class_names=state["class_names"],
+                 ema={k: v.to("cpu", torch.bfloat16) for k, v in state["ema"].items()},
+                 trained={k: v for k, v in metrics.items()
+                          if k in ("steps", "epochs", "wall_time_s", "device", "precision",
+                                   "smoothed_loss", "command", "init_from") or k.startswith("fid")})
+    save_checkpoint(path, small)
+    return path
+
+
+def write_snapshot(s: TrainState, proc: Process, bar, ckpt_path: Path, export: Path) -> None:
+    """--export-every: the small export as it stands now, beside the final one, so that a run
+    which degrades late still has its earlier models to sample from."""
+    read_back(s, proc, bar, ckpt_path)
+    state = checkpoint_state(s, proc)
+    if proc.is_main:
+        export_for_sampling(state, export.with_name(f"{export.stem}-step{s.step}{export.suffix}"),
+                            run_record(s, proc, state["wall_time"]))
+
+
+def finish_ddp(model: DiT, seen: torch.Tensor, proc: Process) -> dict:
+    """The DDP self-check: different data on each rank, identical weights at the end.  Then the
+    ranks leave the process group together, before rank 0's slow file work (plots, samples,
+    FID), which needs no collectives: a rank that tore it down and exited while rank 0 still
+    held it aborted now and then ("terminate called without an active exception", SIGABRT) and
+    torchrun then killed rank 0; a barrier after that work could outwait the collective timeout
+    when rank 0 samples for FID on a CPU."""
+    digest = sum(float(p.detach().double().sum()) for p in model.parameters())
+    seen_sets, digests = [None] * proc.world, [None] * proc.world
+    dist.all_gather_object(seen_sets, seen.nonzero().flatten().tolist())
+    dist.all_gather_object(digests, digest)
+    overlap = set(seen_sets[0]).intersection(*map(set, seen_sets[1:]))
+    dist.barrier()
+    dist.destroy_process_group()
+    return dict(world_size=proc.world, images_per_rank=[len(s) for s in seen_sets],
+                overlapping_images=len(overlap), weight_digests=digests,
+                weights_identical=len(set(digests)) == 1)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════
+# 7. What the run shows: loss curves, samples, FID
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
@@ -452,26 +706,20 @@ def plot_loss(history: dict, path: Path, title: str, grad_clip: float | None = N
 
     steps = range(1, len(history["loss"]) + 1)
     window = max(5, len(steps) // 40)
-
-    def per_step_and_smoothed(ax, values: list[float]) -> None:
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(18, 4.2))
+    for ax, values in ((ax1, history["loss"]), (ax3, history["grad_norm"])):
         ax.plot(steps, values, lw=0.6, alpha=0.35, label="per step")
         ax.plot(steps, smooth(values, window), lw=2, label=f"moving average ({window} steps)")
-
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(18, 4.2))
-    per_step_and_smoothed(ax1, history["loss"])
     ax1.set(title=f"Training loss ‖ε − ε̂‖² — {title}", xlabel="step", ylabel="MSE", yscale="log")
-    ax1.legend()
     names = ("low t (0 … T/3)", "mid t", "high t (2T/3 … T)")
     for b, name in enumerate(names):
         ax2.plot(steps, smooth(history["bucket"][b], 2 * window), label=name)
     ax2.set(title=f"Loss per timestep bucket (moving average, {2 * window} steps)", xlabel="step", ylabel="MSE", yscale="log")
-    ax2.legend()
-    per_step_and_smoothed(ax3, history["grad_norm"])
     if grad_clip is not None:
         ax3.axhline(grad_clip, color="k", ls="--", lw=1, label=f"--grad-clip {grad_clip:g}")
     ax3.set(title="Gradient norm ‖∇θ L‖ (before clipping)", xlabel="step", ylabel="L2 norm", yscale="log")
-    ax3.legend()
     for ax in (ax1, ax2, ax3):
+        ax.legend()
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -501,6 +749,21 @@ def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, p
     y = (torch.arange(n) // rows) % num_classes if labelled else torch.zeros(n, dtype=torch.long)
     return sample_images(ema, alpha_bar, y, device, precision, num_steps,
                          torch.Generator(device).manual_seed(seed), guidance)
+
+
+def write_samples_png(ema: DiT, alpha_bar, data, args, s: TrainState, proc: Process,
+                      guidance: float, path: Path) -> None:
+    """samples.png: the 10×10 grid, one class per row, titled with the steps behind the model."""
+    num_classes = len(data.class_names)
+    x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, proc.device, proc.precision,
+                     args.sample_steps, args.seed, guidance=guidance)
+    earlier = (s.init_from or {}).get("steps") or 0
+    trained = f"{earlier + s.step} steps ({s.step} in this run)" if earlier else f"{s.step} steps"
+    guided = f", guidance w = {guidance:g}" if guidance != 1 else ""
+    landscapes.save_image_grid(
+        x0, path, nrow=10,
+        row_labels=[data.class_names[r % num_classes] for r in range(10)] if data.labelled else None,
+        title=f"EMA samples after {trained} (DDIM, {args.sample_steps} steps{guided})")
 
 
 def balanced_subset(labels: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
@@ -562,8 +825,20 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str, guidan
                 **sampled)
 
 
+def print_summary(metrics: dict, n_losses: int, images_done: int, elapsed: float, args, written: list) -> None:
+    speed = f"{images_done / elapsed:.1f} images/s" if images_done else "nothing left to train"
+    n_tail = min(100, n_losses)
+    loss_line = f"loss {metrics['smoothed_loss']:.4f} (mean of the last {n_tail} steps)" if n_tail else "no loss yet"
+    print(f"\n{metrics['steps']} steps, {elapsed:.0f} s in this process ({speed}); {loss_line}")
+    if "fid" in metrics:
+        print(f"FID {metrics['fid']:.2f} at N = {args.fid} against {metrics['fid_n_test']} test "
+              f"images; floor (training images) {metrics['fid_floor_train_vs_test']:.2f}; "
+              f"ratio {metrics['fid_ratio']:.2f}")
+    print("wrote " + ", ".join(map(str, written)))
+
+
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 6. main
+# 8. main: set up, train, save, show
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
@@ -571,30 +846,20 @@ def main(args: argparse.Namespace) -> None:
     rank, world, device = setup_distributed(args.device)
     if device.type == "cpu":
         keep_freed_memory()
-    is_main = rank == 0
-    log = print if is_main else (lambda *a, **k: None)
+    proc = Process(rank, world, device, resolve_precision(args.precision, device))
+    log = print if proc.is_main else (lambda *a, **k: None)
     if args.batch_size % world:
         raise SystemExit(f"--batch-size {args.batch_size} must be divisible by the {world} processes")
-    precision = resolve_precision(args.precision, device)
     out = Path(args.out)
-    if is_main:
+    if proc.is_main:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)  # the same initial weights on every rank
 
-    # ── data: uint8 images in memory, flips and scaling per batch ──
-    try:
-        folder = landscapes.resolve_data(args.data, "train", args.image_size) if is_main else None
-        if world > 1:                       # rank 0 generates the cache once; the others wait
-            box = [folder]
-            dist.broadcast_object_list(box)
-            folder = box[0]
-        data = landscapes.load_images(folder, args.image_size)
-    except ValueError as e:
-        raise SystemExit(f"--data: {e}")
-    num_classes = len(data.class_names)
+    # ── data: uint8 images in memory (10,000 × 3 × 32 × 32 = 31 MB), flips and scaling per batch ──
+    data = load_training_data(args, world, proc.is_main)
+    num_classes, n_images = len(data.class_names), len(data.images)
     guidance = args.guidance if data.labelled else 1.0   # unlabelled data has only ∅ to guide by
-    n_images = len(data.images)
-    # uint8 in memory (10,000 × 3 × 32 × 32 = 31 MB): on the training device unless workers load.
+    # On the training device, unless workers gather the batches on the host.
     images, labels = ((data.images.to(device), data.labels.to(device)) if args.num_workers == 0
                       else (data.images, data.labels))
     per_rank_batch = args.batch_size // world
@@ -605,301 +870,116 @@ def main(args: argparse.Namespace) -> None:
     if args.max_steps is not None:
         total_steps = min(total_steps, args.max_steps)
 
-    # ── model, EMA, optimiser, schedule ──
+    # ── model, EMA, optimiser, schedule: new, resumed, or started from a trained model ──
     config = run_config(args, num_classes)
     model = DiT(**config["model"]).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     alpha_bar = alpha_bar_from_betas(make_betas(args.schedule, args.T)).to(device)
     # Fused AdamW does the whole update in one kernel per dtype: fewer passes over memory.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, fused=True)
-    history = {"loss": [], "bucket": [[], [], []], "grad_norm": [], "legs": []}
-    step, ema_updates, wall_before = 0, 0, 0.0
-    init_from = None                      # the model a second leg started from, if any
-
+    s = TrainState(model, ema, opt, config, data.class_names, steps_per_epoch)
     ckpt_path = out / CHECKPOINT
     if args.resume is not None:
         path = ckpt_path if args.resume == "auto" else Path(args.resume)
-        state = load_checkpoint(path, config)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step, ema_updates, history = state["step"], state["ema_updates"], state["history"]
-        # Checkpoints from before the gradient norm was recorded: unknown (NaN) for their steps.
-        history.setdefault("grad_norm", [float("nan")] * len(history["loss"]))
-        # Checkpoints from before the legs were recorded: one leg of unknown command so far.
-        history.setdefault("legs", [dict(from_step=0, command=None, device=None)])
-        wall_before = state["wall_time"]
-        init_from = state.get("init_from")  # a resumed second leg still started from its source
-        set_rng_state(state["rng"][rank % len(state["rng"])], device)
-        log(f"resumed {path} at step {step}")
+        resume(s, path, proc)
+        log(f"resumed {path} at step {s.step}")
     else:
         torch.manual_seed(args.seed * 1000 + rank)  # different t, ε and flips on every rank
     if args.init_from is not None:
-        source = load_checkpoint(Path(args.init_from), config, flag="--init-from")
-        # The source's EMA is its best estimate of the weights: both the trained model and its
-        # EMA start there.  AdamW's moments start at zero again (an export keeps none).
-        model.load_state_dict({k: v.float() for k, v in source["ema"].items()})
-        ema.load_state_dict(model.state_dict())
-        # Its record: an export's `trained`, or a full checkpoint's own step and source.  The
-        # source's init_from nests inside, so a third leg still knows the first one's steps.
-        earlier = source.get("trained") or dict(steps=source.get("step"), init_from=source.get("init_from"))
-        init_from = dict(path=args.init_from, **{k: earlier.get(k) for k in
-                                                 ("steps", "wall_time_s", "device", "command", "legs",
-                                                  "init_from")})
-        before = steps_before(init_from)
-        log(f"starting from the EMA weights of {args.init_from} ({earlier.get('steps')} steps"
-            + (f"; {before} with the legs before it)" if before != earlier.get("steps") else ")"))
-
-    # Each process that trains this run is one leg (the first, then one per --resume): its
-    # command goes into metrics.json and the export, so a run made of several calls names them all.
-    command = shlex.join([sys.executable] + sys.argv)
-    if step < total_steps:                # an evaluation (--max-steps 0) trains nothing: no leg
-        history["legs"].append(dict(from_step=step, command=command, device=str(device), world_size=world))
+        start_from(s, args.init_from)
+        log(f"starting from the EMA weights of {args.init_from} ({s.init_from['steps']} steps behind it)")
 
     train_model = torch.compile(model) if args.compile else model
     if world > 1:
         train_model = DistributedDataParallel(train_model, device_ids=[device] if device.type == "cuda" else None)
-
     params = sum(p.numel() for p in model.parameters())
     tokens = (args.image_size // args.patch) ** 2
     gflops = forward_gflops(model)
     log(f"DiT depth {args.depth}, width {args.hidden}, {args.heads} heads{', QK-norm' * args.qk_norm}, patch {args.patch}: "
         f"{params:,} parameters, {tokens} tokens, {gflops:.3f} GFLOPs/image forward | "
-        f"{n_images:,} images, {num_classes} classes | {device}, {precision}, {world} process(es)")
-
-    def checkpoint_state() -> dict:
-        rngs = [rng_state(device)]
-        if world > 1:                         # every rank's RNG, so a resume reproduces all of them
-            rngs = [None] * world
-            dist.all_gather_object(rngs, rng_state(device).cpu())
-        return dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(),
-                    step=step, ema_updates=ema_updates, epoch=step // steps_per_epoch,
-                    rng=rngs, config=config, class_names=data.class_names, history=history,
-                    init_from=init_from,
-                    wall_time=wall_before + time.perf_counter() - t_start)
-
-    def run_record(wall_time_s: float) -> dict:
-        """What the run has done so far: the core of metrics.json and of an export's `trained`
-        record: `steps` are this run's, `steps_in_all` add those of the legs it started from
-        (--init-from, nested in `init_from`); the smoothed loss is the mean of the last ≤ 100."""
-        tail = history["loss"][-100:]
-        return dict(steps=step, steps_in_all=step + steps_before(init_from),
-                    epochs=step / steps_per_epoch, wall_time_s=wall_time_s,
-                    smoothed_loss=sum(tail) / len(tail) if tail else None,
-                    device=str(device), precision=precision, init_from=init_from,
-                    command=command, legs=history["legs"])
-
-    def write_checkpoint() -> None:
-        flush()                             # a NaN among the unread losses stops before the write
-        state = checkpoint_state()          # every rank takes part in the gather
-        if is_main:
-            save_checkpoint(ckpt_path, state)
-
-    def write_snapshot() -> None:
-        """--export-every: the small export as it stands now, beside the final one, so that a
-        run which degrades late still has its earlier models to sample from."""
-        flush()
-        state = checkpoint_state()
-        if is_main:
-            path = Path(args.export)
-            export_for_sampling(state, path.with_name(f"{path.stem}-step{step}{path.suffix}"),
-                                run_record(state["wall_time"]))
-
-    # Losses stay on the device until `flush` reads a batch of them back: one wait every
-    # `read_every` steps on a GPU instead of one per step.  A CPU computes synchronously, so
-    # there reading back each step costs nothing and keeps the progress bar live.
-    pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    read_every = 1 if device.type == "cpu" else 50
-
-    def agreed(*flags: bool) -> list[bool]:
-        """Under torchrun every rank must stop at the same step, so a flag set on any rank (out
-        of time, asked to stop, a non-finite value) is set on all, else the others would wait
-        forever in DDP's next all-reduce.  The all-reduce is itself a wait for the device."""
-        if world == 1:
-            return list(flags)
-        t = torch.tensor([float(f) for f in flags], device=device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
-
-    def flush() -> None:
-        """Read the pending steps back: stop at the first non-finite loss or gradient norm
-        (before anything is saved), else record the losses and advance the progress bar."""
-        if not pending:
-            return
-        losses, norms, sums, counts = (torch.stack(v) for v in zip(*pending))  # (n,), (n,), (n, 3), (n, 3)
-        losses, norms, means = losses.tolist(), norms.tolist(), (sums / counts.clamp(min=1)).tolist()
-        counts = counts.tolist()
-        first = step - len(pending) + 1                                     # step of pending[0]
-        bad = None                                      # the first step with a non-finite value
-        for i in range(len(losses)):
-            if not (math.isfinite(losses[i]) and math.isfinite(norms[i])):
-                bad = i
-                break
-        # Under torchrun every rank flushes at the same steps; if any rank saw a bad value, all
-        # stop here, rather than one exiting while the others wait in DDP's next all-reduce.
-        (stop_all,) = agreed(bad is not None)
-        if stop_all:
-            bar.close()
-            if bad is None:
-                raise SystemExit(f"another process saw a non-finite loss or gradient; stopped without "
-                                 f"saving, so {ckpt_path} is the last good checkpoint")
-            what = (f"the loss was {losses[bad]:.4g}" if not math.isfinite(losses[bad]) else
-                    f"the gradient norm was {norms[bad]:.4g} (the loss {losses[bad]:.4g})")
-            where = f" on rank {rank}" if world > 1 else ""
-            raise SystemExit(f"step {first + bad}{where}: {what}, not finite; stopped without saving, "
-                             f"so {ckpt_path} is the last good checkpoint (try a lower --lr, or "
-                             f"--grad-clip 1.0 against growing gradients)")
-        for i, loss_value in enumerate(losses):
-            history["loss"].append(loss_value)
-            history["grad_norm"].append(norms[i])
-            for b, (m, c) in enumerate(zip(means[i], counts[i])):
-                history["bucket"][b].append(m if c else float("nan"))
-        pending.clear()
-        recent = history["loss"][-50:]
-        bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
-                        img_s=f"{images_done / (time.perf_counter() - t_start):.1f}", refresh=False)
-        bar.update(len(losses))
-
-    # ── the loop ──
-    # Ctrl-C and a scheduler's SIGTERM (preemption, a plain `kill`) ask the loop to stop: the
-    # running step finishes, its loss is checked, and a checkpoint is saved.  Stopping inside a
-    # step could save weights already updated by a step whose loss was never checked, at a step
-    # count one behind.  A second Ctrl-C stops at once and keeps the last checkpoint.
-    stop = {"asked": False}
-
-    def ask_to_stop(signum, frame):
-        if stop["asked"]:
-            raise KeyboardInterrupt
-        stop["asked"] = True
-
-    previous_handlers = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    seen = torch.zeros(n_images, dtype=torch.bool)          # which images this rank trained on
-    t_start = time.perf_counter()
-    images_done = 0
-    planned_steps = total_steps           # the cooldown ends here, even if --max-minutes comes first
-    if args.decay_steps and step < total_steps:
+        f"{n_images:,} images, {num_classes} classes | {device}, {proc.precision}, {world} process(es)")
+    if args.decay_steps and s.step < total_steps:
         log(f"lr cooldown: {args.lr:g} → 0 linearly from step {max(0, total_steps - args.decay_steps)} "
             f"to step {total_steps}" + (" (unless --max-minutes stops the run before)"
                                         if args.max_minutes is not None else ""))
-    bar = landscapes.progress_bar(total_steps, step, enabled=is_main)
+
+    # ── the loop ──
+    # A CPU computes synchronously, so reading each step's loss back costs nothing there and
+    # keeps the progress bar live; on a GPU, one read every 50 steps keeps the host ahead.
+    read_every = 1 if device.type == "cpu" else 50
+    planned_steps = total_steps           # the cooldown ends here, even if --max-minutes comes first
+    seen = torch.zeros(n_images, dtype=torch.bool)          # which images this rank trained on
+    batches = training_batches(images, labels, s.step, total_steps, steps_per_epoch, per_rank_batch,
+                               rank, world, args.seed, args.num_workers, seen)
+    bar = landscapes.progress_bar(total_steps, s.step, enabled=proc.is_main)
+    s.t_start = time.perf_counter()
     model.train()
     try:
-        while step < total_steps:
-            epoch, skip = divmod(step, steps_per_epoch)
-            # The data order is a function of (seed, epoch) alone, so a resumed run sees exactly
-            # the batches it would have seen; each rank takes its own 1/world share.
-            sampler = DistributedSampler(range(n_images), num_replicas=world, rank=rank, shuffle=True,
-                                         seed=args.seed, drop_last=True)
-            sampler.set_epoch(epoch)
-            order = list(sampler)[skip * per_rank_batch: steps_per_epoch * per_rank_batch]
-            seen[order] = True
-            for u8, y in epoch_batches(images, labels, order, per_rank_batch, args.num_workers,
-                                       args.seed + epoch):
-                if step >= total_steps:
-                    break
+        with StopSignal() as stop:
+            for u8, y in batches:
                 u8, y = u8.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 for group in opt.param_groups:   # the warm-up and cooldown, if asked for
-                    group["lr"] = learning_rate(step, args.lr, args.warmup_steps, args.decay_steps,
+                    group["lr"] = learning_rate(s.step, args.lr, args.warmup_steps, args.decay_steps,
                                                 planned_steps)
-                pending.append(train_step(train_model, model, ema, opt, u8, y, alpha_bar,
-                                          ema_updates, args, device, precision))
-                ema_updates += 1
-                step += 1
-                images_done += u8.shape[0] * world
-                if len(pending) >= read_every:
-                    flush()
-                # Stop here? Under torchrun the ranks agree in an all-reduce, so only on the steps
-                # where the losses are read back anyway.
-                if world == 1 or step % read_every == 0:
+                s.pending.append(train_step(train_model, model, ema, opt, u8, y, alpha_bar,
+                                            s.ema_updates, args, device, proc.precision))
+                s.ema_updates += 1
+                s.step += 1
+                s.images_done += u8.shape[0] * world
+                if len(s.pending) >= read_every:
+                    read_back(s, proc, bar, ckpt_path)
+                # Stop here? Under torchrun the ranks agree in an all-reduce, so only on the
+                # steps where the losses are read back anyway.
+                if world == 1 or s.step % read_every == 0:
                     late = (args.max_minutes is not None
-                            and time.perf_counter() - t_start >= args.max_minutes * 60)
-                    asked, late = agreed(stop["asked"], late)
+                            and time.perf_counter() - s.t_start >= args.max_minutes * 60)
+                    asked, late = agreed(proc, stop.asked, late)
                     if asked:
-                        write_checkpoint()          # flushes: a NaN among the losses stops first
+                        write_checkpoint(s, proc, bar, ckpt_path)   # a NaN among the losses stops first
                         bar.close()
-                        log(f"\ninterrupted at step {step}: saved {ckpt_path}; continue with --resume")
+                        log(f"\ninterrupted at step {s.step}: saved {ckpt_path}; continue with --resume")
                         sys.exit(130)
-                    if late:
-                        total_steps = step          # ends both loops; the normal end follows
-                        flush()
-                        log(f"\n--max-minutes {args.max_minutes:g}: stopping after step {step}")
+                    if late:                    # the normal end follows
+                        log(f"\n--max-minutes {args.max_minutes:g}: stopping after step {s.step}")
                         break
-                if step % args.ckpt_every == 0 and step < total_steps:
-                    write_checkpoint()
-                if args.export_every and step % args.export_every == 0 and step < total_steps:
-                    write_snapshot()
+                if s.step % args.ckpt_every == 0 and s.step < total_steps:
+                    write_checkpoint(s, proc, bar, ckpt_path)
+                if args.export_every and s.step % args.export_every == 0 and s.step < total_steps:
+                    write_snapshot(s, proc, bar, ckpt_path, Path(args.export))
     except KeyboardInterrupt:                       # the second Ctrl-C
         bar.close()
-        log(f"\nstopped at once during step {step + 1}; {ckpt_path} holds the last checkpoint")
+        log(f"\nstopped at once during step {s.step + 1}; {ckpt_path} holds the last checkpoint")
         sys.exit(130)
-    finally:
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
-    flush()
+    read_back(s, proc, bar, ckpt_path)
     bar.close()
-    elapsed = time.perf_counter() - t_start
-    final_state = checkpoint_state()        # every rank takes part in the gather
-    if is_main:
-        save_checkpoint(ckpt_path, final_state)
+    elapsed = time.perf_counter() - s.t_start
+    final_state = write_checkpoint(s, proc, bar, ckpt_path)    # every rank takes part in the gather
+    ddp = finish_ddp(model, seen, proc) if world > 1 else None
+    if not proc.is_main:
+        return
 
-    # ── DDP self-check: different data on each rank, identical weights at the end ──
-    ddp = None
-    if world > 1:
-        digest = sum(float(p.detach().double().sum()) for p in model.parameters())
-        seen_sets = [None] * world
-        digests = [None] * world
-        dist.all_gather_object(seen_sets, seen.nonzero().flatten().tolist())
-        dist.all_gather_object(digests, digest)
-        overlap = set(seen_sets[0]).intersection(*map(set, seen_sets[1:]))
-        ddp = dict(world_size=world, images_per_rank=[len(s) for s in seen_sets],
-                   overlapping_images=len(overlap), weight_digests=digests,
-                   weights_identical=len(set(digests)) == 1)
-        # Leave the process group together, before rank 0's slow file work (plots, samples,
-        # FID), which needs no collectives: a rank that tore it down and exited while rank 0
-        # still held it aborted now and then ("terminate called without an active exception",
-        # SIGABRT) and torchrun then killed rank 0; a barrier after that work could outwait the
-        # collective timeout when rank 0 samples for FID on a CPU.
-        dist.barrier()
-        dist.destroy_process_group()
-
-    if is_main:
-        written = [ckpt_path]
-        if history["loss"]:                 # nothing to plot when --max-steps 0 only evaluates
-            plot_loss(history, out / "loss.png", f"{len(history['loss'])} steps, batch {args.batch_size}",
-                      args.grad_clip)
-            written.append(out / "loss.png")
-        if not args.no_samples:
-            x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, device, precision,
-                             args.sample_steps, args.seed, guidance=guidance)
-            earlier = steps_before(init_from)
-            trained = f"{earlier + step} steps ({step} in this run)" if earlier else f"{step} steps"
-            guided = f", guidance w = {guidance:g}" if guidance != 1 else ""
-            landscapes.save_image_grid(
-                x0, out / "samples.png", nrow=10,
-                row_labels=[data.class_names[r % num_classes] for r in range(10)] if data.labelled else None,
-                title=f"EMA samples after {trained} (DDIM, {args.sample_steps} steps{guided})")
-            written.append(out / "samples.png")
-        fid_metrics = evaluate_fid(ema, alpha_bar, data, args, device, precision, guidance) if args.fid else {}
-        metrics = dict(
-            parameters=params, tokens=tokens, gflops_forward_per_image=gflops,
-            images_per_second=images_done / elapsed if images_done else None,  # this process's steps
-            **run_record(wall_before + elapsed),
-            final_loss=history["loss"][-1] if history["loss"] else None,
-            world_size=world, compile=args.compile, config=config, ddp=ddp, **fid_metrics,
-        )
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        written.append(out / "metrics.json")
-        if args.export:
-            written.append(export_for_sampling(final_state, Path(args.export), metrics))
-        speed = f"{images_done / elapsed:.1f} images/s" if images_done else "nothing left to train"
-        n_tail = min(100, len(history["loss"]))
-        loss_line = f"loss {metrics['smoothed_loss']:.4f} (mean of the last {n_tail} steps)" if n_tail else "no loss yet"
-        log(f"\n{step} steps, {elapsed:.0f} s in this process ({speed}); {loss_line}")
-        if "fid" in fid_metrics:
-            log(f"FID {fid_metrics['fid']:.2f} at N = {args.fid} against {fid_metrics['fid_n_test']} test "
-                f"images; floor (training images) {fid_metrics['fid_floor_train_vs_test']:.2f}; "
-                f"ratio {fid_metrics['fid_ratio']:.2f}")
-        log("wrote " + ", ".join(map(str, written)))
+    # ── what the run shows: rank 0 alone ──
+    written = [ckpt_path]
+    if s.history["loss"]:                 # nothing to plot when --max-steps 0 only evaluates
+        plot_loss(s.history, out / "loss.png", f"{len(s.history['loss'])} steps, batch {args.batch_size}",
+                  args.grad_clip)
+        written.append(out / "loss.png")
+    if not args.no_samples:
+        write_samples_png(ema, alpha_bar, data, args, s, proc, guidance, out / "samples.png")
+        written.append(out / "samples.png")
+    fid_metrics = evaluate_fid(ema, alpha_bar, data, args, device, proc.precision, guidance) if args.fid else {}
+    metrics = dict(
+        parameters=params, tokens=tokens, gflops_forward_per_image=gflops,
+        images_per_second=s.images_done / elapsed if s.images_done else None,  # this process's steps
+        **run_record(s, proc, s.wall_before + elapsed),
+        final_loss=s.history["loss"][-1] if s.history["loss"] else None,
+        world_size=world, compile=args.compile, config=config, ddp=ddp, **fid_metrics,
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    written.append(out / "metrics.json")
+    if args.export:
+        written.append(export_for_sampling(final_state, Path(args.export), metrics))
+    print_summary(metrics, len(s.history["loss"]), s.images_done, elapsed, args, written)
 
 
 if __name__ == "__main__":

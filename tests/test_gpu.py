@@ -10,7 +10,7 @@ import torch
 
 import landscapes
 import train_one_epoch as tr
-from dit import DiT, ddim_sample
+from dit import DiT, autocast, ddim_sample
 from forward_process import alpha_bar_from_betas, make_betas
 
 pytestmark = pytest.mark.gpu
@@ -59,7 +59,7 @@ def test_bf16_autocast_on_cuda_stays_close_to_fp32():
     model, (x, t, y) = random_dit().cuda(), inputs()
     x, t, y = x.cuda(), t.cuda(), y.cuda()
     fp32 = model(x, t, y)
-    with tr.autocast(torch.device("cuda"), "bf16"):
+    with autocast(torch.device("cuda"), "bf16"):
         bf16 = model(x, t, y)
     assert bf16.dtype == torch.bfloat16
     assert relative_error(bf16.float(), fp32) < 3e-2    # bf16 keeps 8 mantissa bits

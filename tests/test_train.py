@@ -230,10 +230,10 @@ def test_bad_input_is_one_clear_line(data, tmp_path):
     with pytest.raises(SystemExit, match="--heads 3 does not divide --hidden 256"):
         tr.parse_args(["--heads", "3"])
     with pytest.raises(SystemExit, match="--data: .*does not exist"):
-        tr.main(tr.parse_args(["--data", str(tmp_path / "nowhere"), *TINY]))
+        tr.main(tr.parse_args(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), *TINY]))
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="--data: .*contains no images"):
-        tr.main(tr.parse_args(["--data", str(tmp_path / "empty"), *TINY]))
+        tr.main(tr.parse_args(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), *TINY]))
     train(data, tmp_path / "run", "--max-steps", "1")
     with pytest.raises(SystemExit, match=r"was trained with num_heads=2 \(flags say 4\)"):
         train(data, tmp_path / "run", "--max-steps", "2", "--resume", "--heads", "4")
@@ -338,7 +338,7 @@ def test_keep_freed_memory_stops_page_faults_between_steps():
     step faults its memory in anew; after keep_freed_memory() it reuses what it had."""
     code = """
 import resource, sys, torch
-from train_one_epoch import keep_freed_memory
+from dit import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def step():
@@ -387,8 +387,8 @@ def test_fid_without_inception_weights_keeps_the_samples(data, tmp_path, monkeyp
 
 
 def test_init_from_an_export_starts_at_its_ema_weights(data, tmp_path):
-    """--init-from: a second leg from the small export starts exactly at its (bf16) EMA weights,
-    and the record of the first leg travels on into the next export."""
+    """--init-from: a run from the small export starts exactly at its (bf16) EMA weights, and
+    the export's path and steps travel on into the new run's export."""
     first = tmp_path / "first"
     train(data, first, "--max-steps", "3", "--export", str(tmp_path / "first.pt"))
     second = tmp_path / "second"
@@ -443,36 +443,36 @@ def test_the_model_comes_from_the_checkpoint_a_run_starts_from(data, tmp_path, m
         tr.parse_args(["--init-from", str(tmp_path / "junk.pt")])
 
 
-def test_a_resumed_run_records_every_legs_command(data, tmp_path):
-    """A run trained in several calls (the first, then --resume) names each call's command and
-    starting step in metrics.json and in its export; a checkpoint from before the record keeps
-    one leg of unknown command in front; an evaluation (--max-steps 0) adds no leg."""
+def test_the_run_record_is_flat(data, tmp_path):
+    """metrics.json and an export's `trained` record name this call's command and, for a run
+    from --init-from, the model it started from with all the steps behind that model: one level
+    ({path, steps}), however many runs came before, and kept when the run is resumed.  An export
+    written before the flat record gives its total (`steps_in_all`)."""
+    this_process = shlex.join([sys.executable] + sys.argv)       # what pytest was started with
     train(data, tmp_path / "run", "--max-steps", "2")
     train(data, tmp_path / "run", "--max-steps", "3", "--resume", "--export", str(tmp_path / "run.pt"))
-    legs = json.loads((tmp_path / "run" / "metrics.json").read_text())["legs"]
-    assert [leg["from_step"] for leg in legs] == [0, 2]
-    this_process = shlex.join([sys.executable] + sys.argv)       # what pytest was started with
-    assert all(leg["command"] == this_process and (leg["device"], leg["world_size"]) == ("cpu", 1)
-               for leg in legs)
-    assert torch.load(tmp_path / "run.pt", weights_only=True)["trained"]["legs"] == legs
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (metrics["steps"], metrics["command"], metrics["init_from"]) == (3, this_process, None)
+    assert (metrics["device"], metrics["world_size"]) == ("cpu", 1) and "legs" not in metrics
+    trained = torch.load(tmp_path / "run.pt", weights_only=True)["trained"]
+    assert (trained["steps"], trained["command"], trained["init_from"]) == (3, this_process, None)
     train(data, tmp_path / "next", "--max-steps", "1", "--init-from", str(tmp_path / "run.pt"))
-    assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_from"]["legs"] == legs
     train(data, tmp_path / "next", "--max-steps", "2", "--resume",       # resumed: still from run.pt
           "--export", str(tmp_path / "next.pt"))
-    assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_from"]["legs"] == legs
-    # A third leg, from the second's export or its full checkpoint, still counts the first's
-    # 3 steps: the records nest.
+    first = dict(path=str(tmp_path / "run.pt"), steps=3)
+    assert json.loads((tmp_path / "next" / "metrics.json").read_text())["init_from"] == first
+    assert torch.load(tmp_path / "next.pt", weights_only=True)["trained"]["init_from"] == first
+    # A third run, from the second's export or its full checkpoint, counts the first's 3 steps
+    # as well as the second's 2, in one number.
     for source in (tmp_path / "next.pt", tmp_path / "next" / tr.CHECKPOINT):
         train(data, tmp_path / "third", "--max-steps", "1", "--init-from", str(source))
         third = json.loads((tmp_path / "third" / "metrics.json").read_text())
-        assert (third["steps"], third["steps_in_all"]) == (1, 1 + 2 + 3)
-        assert (third["init_from"]["steps"], third["init_from"]["init_from"]["legs"]) == (2, legs)
-    state = train(data, tmp_path / "run", "--max-steps", "3", "--resume")         # nothing to train
-    assert len(state["history"]["legs"]) == 2
-    del state["history"]["legs"]
-    torch.save(state, tmp_path / "run" / tr.CHECKPOINT)
-    legs = train(data, tmp_path / "run", "--max-steps", "4", "--resume")["history"]["legs"]
-    assert [(leg["from_step"], leg["command"] is None) for leg in legs] == [(0, True), (3, False)]
+        assert (third["steps"], third["init_from"]) == (1, dict(path=str(source), steps=2 + 3))
+    old = torch.load(tmp_path / "next.pt", weights_only=True)
+    old["trained"] = dict(steps=2, steps_in_all=9, init_from=dict(steps=3, init_from=dict(steps=4)))
+    torch.save(old, tmp_path / "old.pt")
+    train(data, tmp_path / "fourth", "--max-steps", "1", "--init-from", str(tmp_path / "old.pt"))
+    assert json.loads((tmp_path / "fourth" / "metrics.json").read_text())["init_from"]["steps"] == 9
 
 
 def test_warmup_scales_adams_first_step(data, tmp_path):
@@ -577,11 +577,12 @@ def test_read_checkpoint_one_reader_for_every_script(data, tmp_path):
 
 def test_max_steps_0_with_init_from_evaluates_an_export_with_guidance(data, tmp_path):
     """`--init-from X --max-steps 0 --fid N` scores an exported model without training it;
-    --guidance reaches the sampler (other samples than w = 0 from the same seed)."""
+    --guidance reaches the sampler (w = 3 gives other samples than the unguided w = 1 from the
+    same seed)."""
     # A high lr moves the zero-initialised output layers enough for labels to change the pixels.
     train(data, tmp_path / "first", "--max-steps", "5", "--lr", "1e-2", "--export", str(tmp_path / "first.pt"))
     runs = {}
-    for w in ("0", "2"):
+    for w in ("1", "3"):
         out = tmp_path / f"eval-w{w}"
         tr.main(tr.parse_args(["--data", str(data), "--out", str(out), *TINY, "--max-steps", "0",
                                "--init-from", str(tmp_path / "first.pt"), "--fid", "10",
@@ -589,6 +590,6 @@ def test_max_steps_0_with_init_from_evaluates_an_export_with_guidance(data, tmp_
         runs[w] = json.loads((out / "metrics.json").read_text())
         assert runs[w]["steps"] == 0 and runs[w]["fid_guidance"] == float(w)
         assert not (out / "loss.png").exists()
-    assert runs["0"]["fid"] != runs["2"]["fid"]
+    assert runs["1"]["fid"] != runs["3"]["fid"]
     with pytest.raises(SystemExit, match="--guidance must be at least 0"):
         tr.parse_args(["--guidance", "-1"])
