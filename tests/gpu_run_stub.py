@@ -1,4 +1,5 @@
-"""A stand-in for `python` in report/gpu_run.sh, for tests/test_gpu_run.py (PY="python THIS").
+"""A stand-in for `python` in tools/gpu_run.sh and tools/gpu_eval.sh, for tests/test_gpu_run.py
+(PY="python THIS").
 
 The script's own `python -c CODE` snippets (the torch version, the minutes left, the step of the
 checkpoint a call resumes) run for real.  `python -m pytest …` (the GPU tests) does nothing.

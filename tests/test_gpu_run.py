@@ -1,9 +1,10 @@
-"""report/gpu_run.sh, the script that trained the shipped model on lent GPUs, run here with a
-stand-in for python (tests/gpu_run_stub.py) that records each training command instead of
-training.  What is checked is the script's own logic: the commands it builds from its knobs
-(a resumed call, a cooldown, a new leg from an export), its refusal to resume on a fresh
-machine, its eager rerun when compiling fails (and not after a non-finite loss), and the files
-it packs for the trip back."""
+"""tools/gpu_run.sh, the script that trained the shipped model on lent GPUs, and
+tools/gpu_eval.sh, its guidance sweep, run here with a stand-in for python
+(tests/gpu_run_stub.py) that records each training command instead of training.  What is
+checked is the scripts' own logic: the commands they build from their knobs (a resumed call, a
+cooldown, a new run from an export, guidance in cfg.py's convention), the refusal to resume on
+a fresh machine, the eager rerun when compiling fails (and not after a non-finite loss), and
+the files they pack for the trip back."""
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 STUB = Path(__file__).resolve().parent / "gpu_run_stub.py"
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("tar") is None,
-                                reason="report/gpu_run.sh needs bash and tar")
+                                reason="tools/gpu_run.sh needs bash and tar")
 
 
 def gpu_run(tmp_path: Path, **knobs: str) -> tuple[subprocess.CompletedProcess, list[list[str]], Path]:
@@ -33,14 +34,14 @@ def gpu_run(tmp_path: Path, **knobs: str) -> tuple[subprocess.CompletedProcess, 
     log.unlink(missing_ok=True)
     env = {**os.environ, "OUT": str(out), "SCRATCH": str(scratch), "STUB_LOG": str(log),
            "PY": f"{sys.executable} {STUB}", "GPU_TESTS": "0", **knobs}
-    proc = subprocess.run(["bash", "report/gpu_run.sh"], cwd=REPO, env=env, capture_output=True,
+    proc = subprocess.run(["bash", "tools/gpu_run.sh"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
     commands = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return proc, commands, out
 
 
 def test_a_cooldown_call_resumes_and_trains_n_more_steps_to_lr_0(tmp_path):
-    # The warm machine's checkpoint from the call before, at step 8,811 (leg 3's call 1).
+    # The warm machine's checkpoint from the call before, at step 8,811.
     (tmp_path / "scratch" / "run").mkdir(parents=True)
     torch.save({"step": 8811}, tmp_path / "scratch" / "run" / "checkpoint.pt")
     proc, commands, out = gpu_run(tmp_path, QK_NORM="1", INIT="checkpoints/dit_landscapes.pt",
@@ -49,7 +50,7 @@ def test_a_cooldown_call_resumes_and_trains_n_more_steps_to_lr_0(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (train,) = commands                       # no eager check on a resumed call, no sample sets
     assert value(train, "--resume") == str(tmp_path / "scratch" / "run" / "checkpoint.pt")
-    assert "--init-from" not in train         # the run goes on; INIT only names the leg
+    assert "--init-from" not in train         # the run goes on; INIT only names its start
     assert (value(train, "--max-steps"), value(train, "--decay-steps")) == ("11311", "2500")
     assert ("--qk-norm" in train and "--compile" in train and value(train, "--seed") == "2"
             and value(train, "--warmup-steps") == "500")
@@ -76,7 +77,7 @@ def test_resuming_on_a_fresh_machine_is_refused_in_one_line(tmp_path):
     assert "RESUME=1: no " in (out / "train.log").read_text()
 
 
-def test_a_new_leg_from_an_export_samples_the_final_model_guided_and_its_fallback(tmp_path):
+def test_a_new_run_from_an_export_samples_the_final_model_guided_and_its_fallback(tmp_path):
     proc, commands, out = gpu_run(tmp_path, INIT="checkpoints/dit_landscapes.pt", WARMUP="500",
                                   SEED="2")
     assert proc.returncode == 0, proc.stderr
@@ -85,13 +86,14 @@ def test_a_new_leg_from_an_export_samples_the_final_model_guided_and_its_fallbac
     assert value(train, "--init-from") == "checkpoints/dit_landscapes.pt"
     assert "--max-steps" not in train and "--decay-steps" not in train   # no COOLDOWN
     scratch_export = tmp_path / "scratch" / "export"
+    # Guidance as in cfg.py: the guided set at w = 1.5, the fallback unguided (w = 1).
     assert (value(guided, "--init-from"), value(guided, "--guidance")) == (
-        str(scratch_export / "dit_landscapes.pt"), "0.5")
+        str(scratch_export / "dit_landscapes.pt"), "1.5")
     assert (value(fallback, "--init-from"), value(fallback, "--guidance")) == (
-        str(scratch_export / "dit_landscapes-step3000.pt"), "0")
+        str(scratch_export / "dit_landscapes-step3000.pt"), "1")
     assert value(guided, "--max-steps") == value(fallback, "--max-steps") == "0"
     names = {p.name for p in out.iterdir()}
-    assert {"fid_samples_w0.5.tgz", "fid_samples_dit_landscapes-step3000.tgz",
+    assert {"fid_samples_w1.5.tgz", "fid_samples_dit_landscapes-step3000.tgz",
             "dit_landscapes.pt", "dit_landscapes-step3000.pt"} <= names
 
 
@@ -109,3 +111,23 @@ def test_an_eager_rerun_only_when_compiling_failed(tmp_path, failure, reruns):
     else:                         # a non-finite loss would only recur: no rerun, nothing to ship
         assert len(commands) == 1 and not (out / "dit_landscapes.pt").exists()
         assert "no final export" in (out / "train.log").read_text()
+
+
+def test_gpu_eval_samples_each_guidance_and_step_count_in_cfgs_convention(tmp_path):
+    """tools/gpu_eval.sh: one evaluation-only call per w:steps setting, the default sweep from
+    w = 1 (unguided) to w = 5, and one archive of samples per setting."""
+    out, scratch, log = tmp_path / "out", tmp_path / "scratch", tmp_path / "commands.jsonl"
+    out.mkdir()
+    scratch.mkdir()
+    env = {**os.environ, "OUT": str(out), "SCRATCH": str(scratch), "STUB_LOG": str(log),
+           "PY": f"{sys.executable} {STUB}"}
+    proc = subprocess.run(["bash", "tools/gpu_eval.sh"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    commands = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(value(c, "--guidance"), value(c, "--sample-steps")) for c in commands] == [
+        ("2", "50"), ("1.5", "50"), ("3", "50"), ("5", "50"), ("1", "100")]
+    assert all(value(c, "--init-from") == "checkpoints/dit_landscapes.pt" and value(c, "--max-steps") == "0"
+               for c in commands)
+    assert sorted(p.name for p in out.glob("*.tgz")) == sorted(
+        f"fid_samples_w{w}_s{n}.tgz" for w, n in (("2", 50), ("1.5", 50), ("3", 50), ("5", 50), ("1", 100)))

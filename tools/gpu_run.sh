@@ -1,43 +1,43 @@
 #!/usr/bin/env bash
-# The command that trains the shipped model on a lent GPU, one call of at most 10 minutes at a
-# time (see README "The shipped model" for the six calls that made it: session 7's two from
-# scratch, then two in session 8 and two in session 10, each pair on from the export before it;
-# session 10's second call ended with COOLDOWN=2500).  Run from the repository root with OUT set to a
-# folder for what comes back; the training data must be in data/ (the machine has no diffusers
-# and no FID weights, so FID is scored afterwards with fid.py on the samples this leaves in $OUT).
+# Train the shipped model's recipe (DiT-Ti/2, batch 1024, compiled, bf16) on a lent GPU, in calls
+# of at most 10 minutes each (REPORT.md lists the calls that made checkpoints/dit_landscapes.pt).
+# Run from the repository root with OUT set to a folder for what comes back; the training data
+# must be in data/ (the machine has no diffusers and no FID weights, so FID is scored afterwards
+# with fid.py on the samples this leaves in $OUT).
 #
-#   OUT=/tmp/out QK_NORM=1 bash report/gpu_run.sh                # a run from scratch
-#   OUT=/tmp/out QK_NORM=1 RESUME=1 bash report/gpu_run.sh       # the next call, same warm machine:
+#   OUT=/tmp/out QK_NORM=1 bash tools/gpu_run.sh                 # a run from scratch
+#   OUT=/tmp/out QK_NORM=1 RESUME=1 bash tools/gpu_run.sh        # the next call, same warm machine:
 #                                                                # continue that run, AdamW and all
 #   OUT=/tmp/out QK_NORM=1 INIT=checkpoints/dit_landscapes.pt SEED=2 WARMUP=500 EAGER_CHECK=0 \
-#       bash report/gpu_run.sh                                   # a new leg from the shipped export
+#       bash tools/gpu_run.sh                                    # a new run from the shipped export
 #   OUT=/tmp/out QK_NORM=1 INIT=checkpoints/dit_landscapes.pt SEED=2 WARMUP=500 RESUME=1 \
-#       bash report/gpu_run.sh                                   # ... and its next call
-#   ... RESUME=1 COOLDOWN=2500 bash report/gpu_run.sh            # ... or one that ends the run
+#       bash tools/gpu_run.sh                                    # ... and its next call
+#   ... RESUME=1 COOLDOWN=2500 bash tools/gpu_run.sh             # ... or one that ends the run
 #                                                                # with the lr falling to 0
 #
 # COOLDOWN=N makes this call train N more steps (past the resumed step, or from 0) while the lr
 # falls linearly to 0 (--max-steps and --decay-steps; --max-minutes still guards the budget, so
-# pick N to fit it: ~18.8 steps/s on an H100 at batch 1024, after ~30 s of compiling on a fresh
-# machine and a few seconds on a warm one; leg 2's second call ran 2,765 steps in --max-minutes 2.5).
+# pick N to fit it: an H100 at batch 1024 runs about 18.8 steps/s, after ~30 s of compiling on a
+# fresh machine and a few seconds on a warm one).
 #
 # Other knobs: LR (3e-4), CLIP (1.0), EXPORT_EVERY (3000), PY (python3), SCRATCH (/tmp: the
-# folder for the run, the exports and the sample sets; tests/test_gpu_run.py points it elsewhere); GPU_TESTS=0, GUIDED=0 and FALLBACK=0
-# skip the GPU tests, a second leg's w = 0.5 samples, and its fallback samples (each costs time a
-# short call lacks; FALLBACK=0 still brings the fallback snapshot back, unsampled).  The 0/1
-# knobs take 0 or 1 only.
+# folder for the run, the exports and the sample sets; tests/test_gpu_run.py points it
+# elsewhere); GPU_TESTS=0, GUIDED=0 and FALLBACK=0 skip the GPU tests, the guided samples of a
+# run from INIT (w = 1.5), and its fallback samples (each costs time a short call lacks;
+# FALLBACK=0 still brings the fallback snapshot back, unsampled).  The 0/1 knobs take 0 or 1 only.
+# Guidance w as in cfg.py: 1 is the conditional model, unguided; w > 1 guided.
 #
 # Budget: BUDGET_S seconds in all (default 555) for the GPU tests, an optional 20-second eager
 # speed check (EAGER_CHECK=1), the compiled training run (its --max-minutes is what is left after
 # the time set aside for sampling and packing) and the packing.  If torch.compile fails, the
 # same run goes on eager in the time that remains.
 #
-# A second leg (INIT=an export) starts from those EMA weights with a fresh AdamW (an export keeps
+# A run from INIT (an export) starts from those EMA weights with a fresh AdamW (an export keeps
 # no optimiser state: the 118 MB resumable checkpoint cannot come back through the 16 MiB file
 # limit), a new SEED for new data order and noise, and an lr warm-up (WARMUP steps).  Since a
-# long leg can degrade late (report/h200_leg2_unstable), it also samples the 5,000 FID images
-# from the second-newest snapshot (the newest is usually just before the end), to fall back on,
-# and from the final model at w = 0.5.
+# long run can degrade late (REPORT.md), it also samples the 5,000 FID images from the
+# second-newest snapshot (the newest is usually just before the end), to fall back on, and from
+# the final model at w = 1.5.
 #
 # RESUME=1 continues the previous call's run instead, from its full checkpoint
 # ($SCRATCH/run/checkpoint.pt: model, EMA, AdamW moments, RNG): that file cannot come back through the
@@ -89,7 +89,7 @@ fi
 
 COMMON=("${MODEL[@]}" --epochs 100000 --batch-size 1024 --lr "$LR" --grad-clip "$CLIP" --seed "$SEED")
 if [ "$WARMUP" != 0 ]; then COMMON+=(--warmup-steps "$WARMUP"); fi
-# A resumed second leg keeps INIT for its reserve and fallback samples, but continues the run.
+# A resumed run from INIT keeps INIT for its reserve and fallback samples, but continues the run.
 if [ "$RESUME" = 1 ]; then COMMON+=(--resume "$SCRATCH"/run/checkpoint.pt)
 elif [ -n "$INIT" ]; then COMMON+=(--init-from "$INIT"); fi
 if [ "$COOLDOWN" != 0 ]; then
@@ -105,7 +105,7 @@ if [ "$EAGER_CHECK" = 1 ] && [ "$RESUME" != 1 ]; then
 fi
 
 # Seconds set aside after training: the final samples and packing (60 s), plus up to two more
-# sets of 5,000 samples (about 35 s each: start-up, data, sampling) on a second leg.
+# sets of 5,000 samples (about 35 s each: start-up, data, sampling) on a run from INIT.
 RESERVE=60
 if [ -n "$INIT" ]; then RESERVE=$((60 + 35 * GUIDED + 35 * FALLBACK)); fi
 minutes_left() { $PY -c "print(max(0.5, round(($BUDGET_S - $SECONDS - $RESERVE) / 60, 2)))"; }
@@ -141,18 +141,18 @@ FINAL="$SCRATCH"/export/dit_landscapes.pt
 if [ ! -f "$FINAL" ]; then                 # stopped at a non-finite loss: the latest snapshot
     FINAL=$(snapshots | tail -n 1)
     echo "== no final export: the latest snapshot ${FINAL:-(none: nothing to sample)} stands in ==" >> "$LOG"
-    if [ -n "$FINAL" ]; then sample_set fid_samples "$FINAL" 0; fi
+    if [ -n "$FINAL" ]; then sample_set fid_samples "$FINAL" 1; fi
 else
     tar czf "$OUT/fid_samples.tgz" -C "$SCRATCH"/run fid_samples
 fi
 if [ -n "$FINAL" ]; then cp "$FINAL" "$OUT"/; fi
 if [ -n "$INIT" ] && [ -n "$FINAL" ]; then
-    if [ "$GUIDED" = 1 ]; then sample_set fid_samples_w0.5 "$FINAL" 0.5; fi
+    if [ "$GUIDED" = 1 ]; then sample_set fid_samples_w1.5 "$FINAL" 1.5; fi
     SECOND_NEWEST=$(snapshots | tail -n 2 | head -n 1)
     if [ -n "$SECOND_NEWEST" ] && [ "$SECOND_NEWEST" != "$FINAL" ]; then
         cp "$SECOND_NEWEST" "$OUT"/
         if [ "$FALLBACK" = 1 ]; then
-            sample_set "fid_samples_$(basename "$SECOND_NEWEST" .pt)" "$SECOND_NEWEST" 0
+            sample_set "fid_samples_$(basename "$SECOND_NEWEST" .pt)" "$SECOND_NEWEST" 1
         fi
     fi
 else
