@@ -14,7 +14,7 @@ AMD EPYC reaches about 400 in bf16: its AVX-512-BF16 units run at twice fp32, no
 A training step costs ≈ 3 forward passes (forward, and a backward that computes gradients for
 both activations and weights); "GFLOP/s" counts 2 FLOPs per multiply-add, the hardware
 convention, unlike the paper's GFLOPs.  Both models run with the allocator setting of
-train_one_epoch.py (keep_freed_memory); --default-allocator times them without it.
+dit.keep_freed_memory; --default-allocator times them without it.
 
 Ratios are what to compare: both models run in the same process on the same machine state.
 """
