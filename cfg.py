@@ -360,7 +360,10 @@ def results_markdown(done: dict, args) -> str:
              f"N = {args.n} images per set (class-balanced), DDIM η = 0 with trailing spacing, "
              f"{args.precision}, seed {args.seed} (every w starts from the same x_T and labels); "
              f"precision and recall: Inception pool3 features, k = 3, against {args.n} test images; "
-             f"FID against the whole test set.  Command: `{args.command}`", "",
+             f"FID against the whole test set.  Diversity: the mean pairwise distance of Inception features "
+             f"within a class (at w = 0 the label is ignored, so its \"classes\" mix all ten and it is high).  "
+             f"Seconds: wall time as the set was drawn, including other load on the machine (the speed "
+             f"measurement is bench/bench_sampling.txt).  Command: `{args.command}`", "",
              "| w | w′ = w − 1 (Ho & Salimans) | steps | seed | FID | precision | recall | diversity | seconds |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     rows = sorted((r for r in done.values() if r["kind"] == "generated"), key=lambda r: (r["steps"], r["seed"], r["w"]))
@@ -390,7 +393,7 @@ def reading(done: dict, args) -> list[str]:
                and r["seed"] != args.seed and r["steps"] == args.steps and "fid" in r and r["w"] in main]
     spread = max(spreads) if spreads else None
     best = min(main.values(), key=lambda r: r["fid"])
-    lines.append(f"- Lowest FID {best['fid']:.2f} at w = {best['w']:g} (w′ = {best['w_ho_salimans']:g}); "
+    lines.append(f"- Lowest FID {best['fid']:.2f} at w = {best['w']:g} (w′ = {best['w_ho_salimans']:g}). "
                  + (f"w = 1 (conditional) scores {main[1]['fid']:.2f}. " if 1 in main and best["w"] != 1 else "")
                  + (f"Two draws of other noise differ by up to {spread:.2f} FID, so differences below that "
                     f"are not resolved." if spread is not None else "No second draw yet: the spread is unknown."))
@@ -490,7 +493,13 @@ def main(args: argparse.Namespace) -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     print(f"guidance study on {device} ({args.precision}, {torch.backends.cpu.get_cpu_capability()} CPU): "
           f"w = {' '.join(f'{w:g}' for w in args.w)}, N = {args.n}, {args.steps} DDIM steps")
-    run_study(model, args, device)
+    if args.tables_only:
+        if not (Path(args.out) / "results.json").is_file():
+            raise SystemExit(f"--tables-only: no {args.out}/results.json yet; run the study first")
+        done = json.loads((Path(args.out) / "results.json").read_text())
+        _write_results(done, args)
+    else:
+        run_study(model, args, device)
     print(f"wrote {args.out}/results.md, results.csv, metrics_vs_w.png, grids.png and grid_w*.png")
     print((Path(args.out) / "results.md").read_text().split("## Reading")[-1].strip())
 
@@ -521,6 +530,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--image-size", type=int, default=32, help="size the real images are read at")
     ap.add_argument("--no-metrics", action="store_true", help="grids only: no FID, precision or recall")
     ap.add_argument("--no-compile", action="store_true", help="sample in eager mode (no torch.compile)")
+    ap.add_argument("--tables-only", action="store_true",
+                    help="rewrite results.md, results.csv and the figures from results.json; sample nothing")
     ap.add_argument("--explain", action="store_true", help="print ε̂_y, ε̂_∅ and ε̃ on one sample, draw explain.png")
     ap.add_argument("--explain-class", type=int, default=0, help="the class --explain samples")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],

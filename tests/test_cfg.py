@@ -167,6 +167,14 @@ def test_quick_study_end_to_end_resumes_and_keeps_the_same_noise_for_every_w(tmp
     (out / "results.json").write_text(json.dumps(results))
     cfg.main(cfg.parse_args(argv))
     assert first.read_bytes() == before
+    # --tables-only rewrites the tables from results.json alone, samples nothing.
+    table = (out / "results.md").read_text()
+    (out / "results.md").unlink()
+    (out / "samples" / "w4_steps3_seed0_n20" / "batch_000000.npy").unlink()
+    cfg.main(cfg.parse_args(argv + ["--tables-only"]))
+    strip = lambda md: md.replace(" --tables-only`", "`")            # the command it names
+    assert strip((out / "results.md").read_text()) == table
+    assert not (out / "samples" / "w4_steps3_seed0_n20" / "batch_000000.npy").exists()
 
 
 def test_labels_are_class_balanced_with_one_class_per_grid_row():
