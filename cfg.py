@@ -541,7 +541,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="tiny end to end: w 0 1 4, N 20, 3 steps, a redraw at 4, a check at 6 steps, eager")
     args = ap.parse_args(argv)
-    args.command = "python cfg.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--tables-only"]   # the study's own
+    args.command = "python cfg.py " + " ".join(shlex.quote(a) for a in given)
     if args.quick:
         args.w, args.n, args.steps, args.batch_size = [0, 1, 4], 20, 3, 10
         args.redraw_w, args.check_w, args.check_steps, args.no_compile = [4], [1], 6, True
