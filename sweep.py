@@ -1,17 +1,17 @@
 """Task 4a — what each knob of a DiT does, judged by FID: the number of diffusion timesteps T,
 DiT blocks (depth), attention heads and patch size, each varied alone around one base config.
 
-    python sweep.py                               # the default sweep (est. ~2.5 h on 2 bf16 CPU cores)
+    python sweep.py                               # the default sweep (98 min on 2 bf16 CPU cores)
     python sweep.py --T 100 1000 --patch 4 8      # any values per axis; an axis left out is not run
     python sweep.py --quick                       # a tiny version end to end (the tests run it)
     python sweep.py --budget-images 2000000 --device cuda   # the same sweep at scale on a GPU
 
 The base is DiT-Ti/4 at 32 px (width 256, depth 6, 4 heads, patch 4, T = 1000, linear β): the
 smallest config whose patch-2 and depth-8 arms still fit a 2-core CPU, so that every arm can
-see the same number of images.  The default budget, 60,000 images an arm, is sized from the
-training rates in bench/bench_train.txt (2-core AMD EPYC with AVX-512-BF16, bf16: 131 images/s
-at patch 4, 28 at patch 2, ~400 at patch 8): about 1.7 h of training for the ten arms, plus
-sampling and FID.  On a CPU without bf16 units (fp32 only) it takes about twice as long.  Fairness, arm against arm:
+see the same number of images.  The default budget, 60,000 images an arm, was sized from the
+training rates in bench/bench_train.txt; on 2 cores of an AMD EPYC with AVX-512-BF16 (bf16) the
+ten arms took 98 minutes, 75 of training (26 the patch-2 arm) and 23 of sampling and FID
+(report/sweep/results.json).  On a CPU without bf16 units (fp32 only) expect about twice that.  Fairness, arm against arm:
   * the same training budget in images seen, the same seed and so the same data order and noise,
     and the same recipe: AdamW at lr 3e-4 with the gradient norm clipped at 1.0, the recipe of
     the CPU DiT-Ti/4 in report/cpu_ti4/ (the paper's constant 1e-4 is meant for 400K steps; in
@@ -185,6 +185,12 @@ def main(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     done_file = out / "results.json"
     done = json.loads(done_file.read_text()) if done_file.exists() else {}
+    if args.tables_only:
+        if not done:
+            raise SystemExit(f"--tables-only: no {done_file} yet; run the sweep first")
+        write_outputs(done, args)
+        print((out / "results.md").read_text().split("## Reading")[-1].strip())
+        return
     arms = plan_arms(args)
     print(f"sweep: {len(arms)} arms × {args.budget_images:,} images each, N = {args.n} for FID, DDIM {args.steps} "
           f"steps; {device}, {args.precision}, {torch.backends.cpu.get_cpu_capability()} CPU")
@@ -260,7 +266,7 @@ def results_markdown(done: dict, args) -> str:
              f"gradient clipping {args.grad_clip:g}, seed {args.seed}, "
              f"the same data order); FID of N = {args.n} class-balanced samples (DDIM {args.steps} steps, η = 0, "
              f"trailing) against the test set; real-vs-real floor at that N: {_fmt(real.get('fid'))}.  "
-             f"{args.precision} on a {torch.backends.cpu.get_cpu_capability()} CPU.  Command: `{args.command}`", "",
+             f"{args.precision}, CPU capability {torch.backends.cpu.get_cpu_capability()}.  Command: `{args.command}`", "",
              "| arm | axis | FID | precision | recall | params | tokens | GFLOPs | train PFLOPs | images/s | loss | train s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for e in entries:
@@ -287,6 +293,11 @@ def reading(done: dict) -> list[str]:
         verdict = ("beyond" if spread is not None and gap > spread else "within" if spread is not None else "against an unknown")
         lines.append(f"- {axis}: " + ", ".join(f"{r[axis]} → {r['fid']:.2f}" for r in members) +
                      f"; best {axis} = {best[axis]}, {gap:.2f} FID from the worst, {verdict} the seed spread.")
+    rows = [e["row"] for e in _entries(done) if e["row"]["fid"] is not None]
+    if len({r["gflops"] for r in rows}) > 2:      # the paper's Fig. 8 reading: FID against model GFLOPs
+        r = np.corrcoef(np.log10([r["gflops"] for r in rows]), [r["fid"] for r in rows])[0, 1]
+        lines.append(f"- FID against log forward GFLOPs over the {len(rows)} arms: Pearson r = {r:.2f} "
+                     f"(the DiT paper: −0.93 between FID-50K and Gflops over its 12 models at 400K steps).")
     return lines
 
 
@@ -300,39 +311,51 @@ def _plt():
 def plot_fid_vs_knob(done: dict, path: Path) -> None:
     plt = _plt()
     spread = seed_spread(done)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    twins = [e["row"] for e in _entries(done) if not e["axes"] and e["row"]["fid"] is not None]   # base, seed + 1
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     for ax, axis in zip(axes, AXES):
         rows = sorted((e["row"] for e in _entries(done) if axis in e["axes"] and e["row"]["fid"] is not None),
                       key=lambda r: r[axis])
         if rows:
-            ax.plot([r[axis] for r in rows], [r["fid"] for r in rows], "o-")
+            values = [r[axis] for r in rows]
+            ax.plot(values, [r["fid"] for r in rows], "o-", label="arms (seed 0)")
+            ax.plot([BASE[axis]] * len(twins), [r["fid"] for r in twins], "o", mfc="none", label="base, other seed")
             base = [r for r in rows if r[axis] == BASE[axis]]
             if base and spread is not None:
-                ax.fill_between([rows[0][axis], rows[-1][axis]], base[0]["fid"] - spread, base[0]["fid"] + spread,
+                ax.fill_between([values[0], values[-1]], base[0]["fid"] - spread, base[0]["fid"] + spread,
                                 alpha=0.15, label="base ± seed spread")
-                ax.legend(fontsize=8)
+            if axis in ("heads", "patch"):
+                ax.set_xscale("log", base=2)
+            ax.set_xticks(values, [str(v) for v in values])
+            ax.minorticks_off()
         if "real" in done:
-            ax.axhline(done["real"]["fid"], ls="--", c="grey")
-        ax.set(xlabel=axis, ylabel="FID", title=f"FID against {axis}")
-        if axis != "T":
-            ax.set_xscale("log", base=2)
+            ax.axhline(done["real"]["fid"], ls="--", c="grey", label=f"real vs real, N = {done['real']['n']}")
+        ax.set(xlabel=axis, ylabel="FID", title=f"FID against {axis}", ylim=(0, None))
         ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def plot_fid_vs_gflops(entries: list[dict], path: Path) -> None:
+    """Every arm at its training compute; the legend names each arm by the knob it moved."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for e in entries:
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colours = dict(zip(("base",) + AXES, ("black", "tab:blue", "tab:orange", "tab:green", "tab:red")))
+    markers = iter("os^vD<>ph*" * 3)
+    for e in sorted(entries, key=lambda e: e["row"]["train_pflops"]):
         r = e["row"]
-        if r["fid"] is not None:
-            ax.scatter(r["train_pflops"], r["fid"])
-            ax.annotate(r["arm"].rsplit("-seed", 1)[0] + ("" if r["seed"] == entries[0]["row"]["seed"] else " (seed 2)"),
-                        (r["train_pflops"], r["fid"]), fontsize=7)
+        if r["fid"] is None:
+            continue
+        moved = [a for a in AXES if r[a] != BASE[a]]
+        axis = moved[0] if moved else "base"
+        label = f"{axis} = {r[axis]}" if moved else f"base, seed {r['seed']}"
+        ax.scatter(r["train_pflops"], r["fid"], c=colours[axis], marker=next(markers), s=40,
+                   label=f"{label}: FID {r['fid']:.1f}")
     ax.set(xscale="log", xlabel="training compute, PFLOPs (3 × forward GFLOPs × images)", ylabel="FID",
-           title="FID against training compute")
+           title="FID against training compute, equal images per arm")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -386,7 +409,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--heads", type=int, nargs="*", default=[1, 2, 4], help="attention heads (width 256)")
     ap.add_argument("--patch", type=int, nargs="*", default=[2, 4, 8], help="patch size")
     ap.add_argument("--budget-images", type=int, default=60_000,
-                    help="training images per arm (60,000: sized for ~2.5 h on 2 bf16 CPU cores, see the docstring)")
+                    help="training images per arm (60,000: 98 min for the ten arms on 2 bf16 CPU cores)")
     ap.add_argument("--batch-size", type=int, default=64, help="training batch (the trainer's default)")
     ap.add_argument("--lr", type=float, default=3e-4,
                     help="AdamW lr for every arm: the CPU DiT-Ti/4 recipe (report/cpu_ti4/); the paper's "
@@ -406,8 +429,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default="report/sweep", help="output folder")
     ap.add_argument("--quick", action="store_true",
                     help="tiny end to end: T 100 1000, patch 4 8, 256 images, N 20, 3 steps")
+    ap.add_argument("--tables-only", action="store_true",
+                    help="rewrite results.md/csv and the figures from <out>/results.json, without "
+                         "training or sampling (with the sweep's own flags, which the tables state)")
     args = ap.parse_args(argv)
-    args.command = "python sweep.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--tables-only"]   # the sweep's own
+    args.command = ("python sweep.py " + " ".join(shlex.quote(a) for a in given)).strip()
     if args.quick:
         args.T, args.depth, args.heads, args.patch = [100, 1000], [], [], [4, 8]
         args.budget_images, args.batch_size, args.n, args.steps, args.eval_batch = 256, 32, 20, 3, 20

@@ -65,3 +65,12 @@ def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
     before = json.loads((out / "results.json").read_text())
     sweep.main(sweep.parse_args(argv))                              # everything skipped
     assert json.loads((out / "results.json").read_text()) == before
+    table = (out / "results.md").read_text()
+    (out / "results.md").unlink()
+    sweep.main(sweep.parse_args(argv + ["--tables-only"]))           # the tables again, from results.json
+    assert (out / "results.md").read_text() == table
+
+
+def test_tables_only_without_results_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match="run the sweep first"):
+        sweep.main(sweep.parse_args(["--tables-only", "--out", str(tmp_path)]))
