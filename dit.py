@@ -153,10 +153,17 @@ class Attention(nn.Module):
         """x (B, T, D) → q, k, v, each (B, h, T, d_h), q and k normalised when qk_norm."""
         B, T, D = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads)   # (B, T, 3, h, d_h)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)                                       # 3 × (B, h, T, d_h)
-        if self.qk_norm:         # in fp32 (the gains' dtype), then back to v's (bf16 under autocast)
-            q, k = self.q_norm(q.float()).type_as(v), self.k_norm(k.float()).type_as(v)
-        return q, k, v
+        if not self.qk_norm:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)                                   # 3 × (B, h, T, d_h)
+            return q, k, v
+        # q and k normalised together, before the heads are split off: in this layout a token's
+        # q and k lie side by side in memory, so one pass walks it in order (normalising the
+        # permuted (B, h, T, d_h) views one by one took ~2× as long on a CPU).  In fp32, the gains'
+        # dtype, then back to v's (bf16 under autocast).  The same numbers as q_norm(q), k_norm(k).
+        gains = torch.stack([self.q_norm.weight, self.k_norm.weight])[:, None, :]     # (2, 1, d_h)
+        qk = F.rms_norm(qkv[:, :, :2].float(), (qkv.shape[-1],), eps=self.q_norm.eps) * gains
+        q, k = qk.to(qkv.dtype).permute(2, 0, 3, 1, 4)                             # 2 × (B, h, T, d_h)
+        return q, k, qkv[:, :, 2].transpose(1, 2)                                  # v: (B, h, T, d_h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape

@@ -6,9 +6,10 @@ shape, in one run, and both against the matrix-multiply rate at the model's own 
 
 The shape is the shipped model's: pixel space, 32 px, 3 channels, width 256, depth 6, 4 heads,
 patch 2 (256 tokens), 10 classes; ours with QK-norm on, as shipped (diffusers' DiT has none, so
-the peer does slightly less work).  Every step is guided (w = 4), so each step runs the doubled
-batch [x_t, x_t] with labels [y, ∅] through cfg.guided_eps_fn; both models go through the same
-function, the same sampler (dit.ddim_sample) and inference mode.  It prints image-steps/s (one
+the peer does less work; the row "ours, no QK-norm" does exactly the peer's work).  Every step
+is guided (w = 4), so each step runs the doubled batch [x_t, x_t] with labels [y, ∅] through
+cfg.guided_eps_fn; all models go through the same function, the same sampler (dit.ddim_sample)
+and inference mode.  It prints image-steps/s (one
 image advanced one DDIM step), the ratios ours / diffusers, and the share of the matmul rate:
 the FLOPs a step must do (2 per multiply-add) over the GFLOP/s that the model's own Linear
 shapes reach when timed alone in the same run — the ceiling the matrix products allow.
@@ -79,16 +80,17 @@ def main(args: argparse.Namespace) -> None:
     keep_freed_memory()
     torch.manual_seed(0)
     ours = build_dit("DiT-Ti/2", input_size=32, in_channels=3, num_classes=10, qk_norm=True).eval()
+    ours_plain = build_dit("DiT-Ti/2", input_size=32, in_channels=3, num_classes=10, qk_norm=False).eval()
     peer = Peer(2, 32, 10).eval()
     gflop_per_image_step = 2 * 2 * forward_gflops(ours)          # 2 passes (guided), 2 FLOPs per MAC
     precisions = ["fp32"] + (["bf16"] if bf16_is_fast(torch.device("cpu")) else [])
     print(f"guided DDIM sampling, batch {args.batch} (forward batch {2 * args.batch}), {args.steps} steps, "
           f"DiT-Ti/2 shape at 32 px; {torch.backends.cpu.get_cpu_capability()} CPU, "
           f"{torch.get_num_threads()} threads; {gflop_per_image_step:.2f} GFLOP per image-step")
-    print(f"{'precision':<9} {'model':<22} {'image-steps/s':>13} {'vs diffusers':>12} {'GFLOP/s':>8} {'of matmul':>9}")
+    print(f"{'precision':<9} {'model':<26} {'image-steps/s':>13} {'vs diffusers':>12} {'GFLOP/s':>8} {'of matmul':>9}")
     for precision in precisions:
         rate_mm = linear_rate(args.batch, precision)
-        runs = [("diffusers (eager)", peer), ("ours (eager)", ours)]
+        runs = [("diffusers (eager)", peer), ("ours (eager)", ours), ("ours, no QK-norm (eager)", ours_plain)]
         if not args.no_compile:
             runs += [("ours (torch.compile)", torch.compile(ours))]
         results = {}
@@ -96,9 +98,9 @@ def main(args: argparse.Namespace) -> None:
             results[name] = image_steps_per_s(model, args.batch, args.steps, precision)
         for name, r in results.items():
             achieved = r * gflop_per_image_step
-            print(f"{precision:<9} {name:<22} {r:>13.2f} {r / results['diffusers (eager)']:>11.3f}x "
+            print(f"{precision:<9} {name:<26} {r:>13.2f} {r / results['diffusers (eager)']:>11.3f}x "
                   f"{achieved:>8.1f} {achieved / rate_mm:>8.1%}")
-        print(f"{precision:<9} {'matmul, own shapes':<22} {'':>13} {'':>12} {rate_mm:>8.1f} {'100%':>9}")
+        print(f"{precision:<9} {'matmul, own shapes':<26} {'':>13} {'':>12} {rate_mm:>8.1f} {'100%':>9}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
