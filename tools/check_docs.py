@@ -10,9 +10,11 @@ arguments, not files, and are not checked.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,6 +42,10 @@ def help_text(root: Path, script: str) -> str:
 
 
 def problems(root: Path = ROOT, docs=DOCS) -> list[str]:
+    texts = [(root / name).read_text() for name in docs if (root / name).exists()]
+    scripts = {s for text in texts for s, _ in commands(text) if (root / s).exists()}
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:        # each --help is a process that
+        list(pool.map(lambda s: help_text(root, s), scripts))    # imports torch: run them side by side
     found = []
     for name in docs:
         path = root / name
