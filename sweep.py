@@ -11,7 +11,8 @@ smallest config whose patch-2 and depth-8 arms still fit a 2-core CPU, so that e
 see the same number of images.  The default budget, 60,000 images an arm, was sized from the
 training rates in bench/bench_train.txt; on 2 cores of an AMD EPYC with AVX-512-BF16 (bf16) the
 ten arms took 98 minutes, 75 of training (26 the patch-2 arm) and 23 of sampling and FID
-(report/sweep/results.json).  On a CPU without bf16 units (fp32 only) expect about twice that.  Fairness, arm against arm:
+(report/sweep/results.json).  On a CPU without bf16 units (fp32 only) expect about twice that.
+Fairness, arm against arm:
   * the same training budget in images seen, the same seed and so the same data order and noise,
     and the same recipe: AdamW at lr 3e-4 with the gradient norm clipped at 1.0, the recipe of
     the CPU DiT-Ti/4 in report/cpu_ti4/ (the paper's constant 1e-4 is meant for 400K steps; in
@@ -82,8 +83,9 @@ def plan_arms(args) -> list[dict]:
             name = arm_name(knobs, args.seed)
             arms.setdefault(name, dict(knobs=knobs, seed=args.seed, axes=set()))["axes"].add(axis)
     cost = lambda k: k["depth"] * (args.image_size // k["patch"]) ** 2          # ∝ training FLOPs
-    first, rest = list(arms.items())[:2], sorted(list(arms.items())[2:], key=lambda kv: cost(kv[1]["knobs"]))
-    return [dict(name=name, **arm) for name, arm in first + rest]
+    planned = list(arms.items())
+    planned[2:] = sorted(planned[2:], key=lambda kv: cost(kv[1]["knobs"]))
+    return [dict(name=name, **arm) for name, arm in planned]
 
 
 def train_command(arm: dict, args) -> list[str]:
@@ -149,7 +151,7 @@ def evaluate_arm(arm: dict, args, device, reference) -> dict:
                 bar.update()
         bar.close()
         landscapes.save_image_grid(x0.float().cpu(), Path(args.out) / "grids" / f"{arm['name']}_ddpm.png", nrow=10,
-                                   row_labels=row_labels, title=f"{arm['name']}: DDPM, all {model.alpha_bar.shape[0]} steps")
+                                   row_labels=row_labels, title=f"{arm['name']}: DDPM, all {T} steps")
         found["grid_ddpm"] = f"grids/{arm['name']}_ddpm.png"
     if reference is not None:
         feats = fid.inception_features(images, reference.inception)
