@@ -307,8 +307,8 @@ def run_study(model, args, device: torch.device) -> list[dict]:
 
 
 def compiled(model, args):
-    """The sampler's network under torch.compile (2.5× eager on a 2-core bf16 CPU, bench/), or
-    as it is with --no-compile."""
+    """The sampler's network under torch.compile (faster than eager: bench/bench_sampling.txt),
+    or as it is with --no-compile."""
     if args.no_compile:
         return model
     model.net = torch.compile(model.net)

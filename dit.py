@@ -19,7 +19,8 @@ What lives here and is imported elsewhere:
   ddim_sample                   the one sampler of the project (Song et al. 2021, eq. 12)
   read_checkpoint, load_dit_checkpoint   a trained model's file, checked; the model rebuilt
   TrainedDiT, DiffusersDiT      the models every sampling script draws from, one interface
-  pick_device, autocast, …      where it runs: the device, bf16 where it pays
+  pick_device, autocast, …      where it runs: the device, bf16 where it pays, and Linear,
+                                nn.Linear on the faster CPU backend in inference
 
 `python dit.py` prints the configs with their parameters and GFLOPs at 32×32×3 (seconds).
 Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D width, p patch.
@@ -142,8 +143,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = False):
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)       # Q, K and V in one matrix product
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)          # Q, K and V in one matrix product
+        self.proj = Linear(dim, dim)             # (Linear: nn.Linear, fast on CPUs; section 5)
         self.qk_norm = qk_norm
         if qk_norm:              # x / rms(x) · g over each head's d_h channels, g learnt (init 1)
             self.q_norm = nn.RMSNorm(dim // num_heads, eps=1e-6)
@@ -167,14 +168,17 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
-        q, k, v = self.heads(x)                                                    # 3 × (B, h, T, d_h)
-        if x.is_cuda or q.dtype == torch.float32:
-            # The fused (flash) kernel never stores the (T × T) matrix: fast, and O(T) memory.
-            x = F.scaled_dot_product_attention(q, k, v)                            # (B, h, T, d_h)
-        else:
-            # On a CPU in bf16 the fused kernel is the slower one at our lengths (bench/README.md).
-            x = attention_written_out(q, k, v)                                     # (B, h, T, d_h)
+        x = attend(*self.heads(x))                                                 # (B, h, T, d_h)
         return self.proj(x.transpose(1, 2).reshape(B, T, D))                       # (B, T, D)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(Q Kᵀ / √d_h) V, q, k, v (B, h, T, d_h) → (B, h, T, d_h), by the faster kernel."""
+    if q.is_cuda or q.dtype == torch.float32:
+        # The fused (flash) kernel never stores the (T × T) matrix: fast, and O(T) memory.
+        return F.scaled_dot_product_attention(q, k, v)
+    # On a CPU in bf16 the fused kernel is the slower one at our lengths (bench/README.md).
+    return attention_written_out(q, k, v)
 
 
 def gelu_tanh_as_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -189,10 +193,12 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fc1.runs_on_onednn(x):
+            return self.fc2(self.fc1(x, gelu=True))      # GELU inside fc1's kernel: no extra pass
         h = self.fc1(x)                                                    # (B, T, 4D)
         if torch.compiler.is_compiling():
             # torch.compile fuses the sigmoid form into one loop that needs one exp per element
@@ -241,7 +247,7 @@ class FinalLayer(nn.Module):
     def __init__(self, hidden_size: int, patch_size: int, out_channels: int):
         super().__init__()
         self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
+        self.linear = Linear(hidden_size, patch_size * patch_size * out_channels)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -532,11 +538,62 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+# Asked once, at import: torch.compile cannot trace these questions, which Linear asks per call.
+_HAS_ONEDNN = torch.backends.mkldnn.is_available()
+_CPU_HAS_BF16_UNITS = _HAS_ONEDNN and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def bf16_is_fast(device: torch.device) -> bool:
     """bf16 pays only with hardware bf16 units: AVX-512-BF16/AMX on CPUs, Ampere+ on GPUs."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return _CPU_HAS_BF16_UNITS
+
+
+@torch.library.custom_op("dit::onednn_linear", mutates_args=())
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gelu: bool) -> torch.Tensor:
+    """x Wᵀ + b, then GELU (tanh approximation) when gelu, in one oneDNN kernel.  A custom op so
+    that torch.compile treats it as one opaque kernel and fuses the operations around it."""
+    if gelu:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+@onednn_linear.register_fake
+def _(x, weight, bias, gelu):
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+class Linear(nn.Linear):
+    """nn.Linear (y = x Wᵀ + b; the same parameters and state dict), whose CPU inference runs on
+    oneDNN, with GELU optionally fused into the same kernel.
+
+    Why: PyTorch hands fp32 matrix products on a CPU to MKL, and MKL's sgemm takes its AVX2 path
+    on AMD processors, at under half the rate of oneDNN, PyTorch's other CPU backend (the one its
+    bf16 products use already) on the AVX-512 EPYC (bench/README.md).  oneDNN also applies GELU
+    to each output tile while it is still in cache, which saves the MLP a pass over its (B, T, 4D)
+    activation.  The oneDNN op has no backward, so training, and every other device, keep
+    F.linear.  The results differ from F.linear's only by the order of the sums (~1e-6 in fp32;
+    tests/test_dit.py)."""
+
+    def runs_on_onednn(self, x: torch.Tensor) -> bool:
+        """CPU inference in fp32, or in bf16 where the CPU has bf16 units."""
+        if x.device.type != "cpu" or not _HAS_ONEDNN:
+            return False
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return False
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        return dtype == torch.float32 or (dtype == torch.bfloat16 and bf16_is_fast(x.device))
+
+    def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+        if not self.runs_on_onednn(x):
+            y = super().forward(x)
+            return F.gelu(y, approximate="tanh") if gelu else y
+        w, b = self.weight, self.bias
+        if torch.is_autocast_enabled("cpu"):        # autocast does not know the op: cast as it would
+            dtype = torch.get_autocast_dtype("cpu")
+            x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
+        return onednn_linear(x, w, b, gelu)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -585,6 +642,12 @@ if _cpu_sdpa not in torch.utils.flop_counter.flop_registry:
     @register_flop_formula(_cpu_sdpa)
     def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
         return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# Our oneDNN Linear (section 5) is a custom op the counter cannot see into: the FLOPs of x Wᵀ.
+@register_flop_formula(torch.ops.dit.onednn_linear)
+def _onednn_linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs):
+    return 2 * math.prod(x_shape[:-1]) * w_shape[0] * w_shape[1]
 
 
 def forward_gflops(model: DiT, batch_size: int = 1) -> float:

@@ -12,7 +12,11 @@ cfg.guided_eps_fn; all models go through the same function, the same sampler (di
 and inference mode.  It prints image-steps/s (one
 image advanced one DDIM step), the ratios ours / diffusers, and the share of the matmul rate:
 the FLOPs a step must do (2 per multiply-add) over the GFLOP/s that the model's own Linear
-shapes reach when timed alone in the same run — the ceiling the matrix products allow.
+shapes reach when timed alone in the same run — the ceiling the matrix products allow.  PyTorch
+has two CPU backends for them, MKL (F.linear in fp32) and oneDNN (F.linear in bf16, and our
+dit.Linear in inference); both are timed and the faster is the ceiling.  The row "ours, F.linear"
+runs our model with every Linear on F.linear, to show what the backend buys and what the rest of
+the code does.
 
 Targets: ours ≥ diffusers eager, ≥ 1.2× diffusers compiled, at ≥ 70% of the matmul rate.
 """
@@ -20,6 +24,7 @@ Targets: ours ≥ diffusers eager, ≥ 1.2× diffusers compiled, at ≥ 70% of t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -29,10 +34,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
 from bench_train import DiffusersDiT                             # the same peer as the training bench
 from cfg import guided_eps_fn
-from dit import autocast, bf16_is_fast, build_dit, ddim_sample, forward_gflops, keep_freed_memory
+import dit
+from dit import autocast, bf16_is_fast, build_dit, ddim_sample, attend, forward_gflops, keep_freed_memory, onednn_linear
 from forward_process import alpha_bar_from_betas, make_betas
 
-D, DEPTH, TOKENS = 256, 6, 256
+D, DEPTH, HEADS, TOKENS = 256, 6, 4, 256
 
 
 class Peer(DiffusersDiT):
@@ -59,21 +65,59 @@ def image_steps_per_s(model, batch: int, steps: int, precision: str) -> float:
 
 
 @torch.inference_mode()
-def linear_rate(batch: int, precision: str, repeats: int = 5) -> float:
+def linear_rates(batch: int, precision: str, repeats: int = 5) -> dict[str, float]:
     """GFLOP/s of one block's four Linear layers at the doubled batch's shape, M = 2·batch·T rows:
-    qkv (D → 3D), proj (D → D), MLP fc1 (D → 4D) and fc2 (4D → D), timed alone."""
+    qkv (D → 3D), proj (D → D), MLP fc1 (D → 4D) and fc2 (4D → D), timed alone, through
+    F.linear and through oneDNN (dit.onednn_linear)."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     M = 2 * batch * TOKENS
-    layers = [(torch.randn(M, i, dtype=dtype), torch.randn(o, i, dtype=dtype))
+    layers = [(torch.randn(M, i, dtype=dtype), torch.randn(o, i, dtype=dtype), torch.randn(o, dtype=dtype))
               for i, o in ((D, 3 * D), (D, D), (D, 4 * D), (4 * D, D))]
-    flops = sum(2 * M * w.shape[0] * w.shape[1] for _, w in layers)
+    flops = sum(2 * M * w.shape[0] * w.shape[1] for _, w, _ in layers)
+    backends = {"F.linear": torch.nn.functional.linear}
+    if torch.backends.mkldnn.is_available():
+        backends["oneDNN"] = lambda x, w, b: onednn_linear(x, w, b, False)
+    rates = {}
+    for name, linear in backends.items():
+        best = float("inf")
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            for x, w, b in layers:
+                linear(x, w, b)
+            best = min(best, time.perf_counter() - start)
+        rates[name] = flops / best / 1e9
+    return rates
+
+
+@torch.inference_mode()
+def attention_rate(batch: int, precision: str, repeats: int = 5) -> float:
+    """GFLOP/s of one block's attention, softmax(Q Kᵀ/√d_h) V, by the kernel dit.attend picks,
+    on q, k, v laid out as the model lays them out (views of one (2·batch, T, 3, h, d_h) tensor)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    qkv = torch.randn(2 * batch, TOKENS, 3, HEADS, D // HEADS, dtype=dtype)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)                                   # 3 × (2·batch, h, T, d_h)
     best = float("inf")
     for _ in range(repeats + 1):
         start = time.perf_counter()
-        for x, w in layers:
-            torch.nn.functional.linear(x, w)
+        attend(q, k, v)
         best = min(best, time.perf_counter() - start)
-    return flops / best / 1e9
+    return attention_flops(2 * batch) / best / 1e9
+
+
+def attention_flops(batch: int) -> int:
+    """FLOPs of one block's Q Kᵀ and A V: 2 products × 2 FLOPs × T² · D multiply-adds per image."""
+    return batch * 2 * 2 * TOKENS ** 2 * D
+
+
+class FLinearOnly:
+    """Within it, every dit.Linear runs F.linear (MKL for fp32 on a CPU), as nn.Linear would."""
+
+    def __enter__(self):
+        self.saved = dit.Linear.runs_on_onednn
+        dit.Linear.runs_on_onednn = lambda layer, x: False
+
+    def __exit__(self, *exc):
+        dit.Linear.runs_on_onednn = self.saved
 
 
 def main(args: argparse.Namespace) -> None:
@@ -89,18 +133,33 @@ def main(args: argparse.Namespace) -> None:
           f"{torch.get_num_threads()} threads; {gflop_per_image_step:.2f} GFLOP per image-step")
     print(f"{'precision':<9} {'model':<26} {'image-steps/s':>13} {'vs diffusers':>12} {'GFLOP/s':>8} {'of matmul':>9}")
     for precision in precisions:
-        rate_mm = linear_rate(args.batch, precision)
-        runs = [("diffusers (eager)", peer), ("ours (eager)", ours), ("ours, no QK-norm (eager)", ours_plain)]
+        rates_mm = linear_rates(args.batch, precision)
+        rate_mm = max(rates_mm.values())
+        runs = [("diffusers (eager)", peer), ("ours (eager)", ours), ("ours, no QK-norm (eager)", ours_plain),
+                ("ours, F.linear (eager)", ours)]
         if not args.no_compile:
             runs += [("ours (torch.compile)", torch.compile(ours))]
         results = {}
         for name, model in runs:
-            results[name] = image_steps_per_s(model, args.batch, args.steps, precision)
+            with FLinearOnly() if "F.linear" in name else contextlib.nullcontext():
+                results[name] = image_steps_per_s(model, args.batch, args.steps, precision)
         for name, r in results.items():
             achieved = r * gflop_per_image_step
             print(f"{precision:<9} {name:<26} {r:>13.2f} {r / results['diffusers (eager)']:>11.3f}x "
                   f"{achieved:>8.1f} {achieved / rate_mm:>8.1%}")
-        print(f"{precision:<9} {'matmul, own shapes':<26} {'':>13} {'':>12} {rate_mm:>8.1f} {'100%':>9}")
+        for backend, rate in rates_mm.items():
+            name = f"matmul, {backend}"
+            print(f"{precision:<9} {name:<26} {'':>13} {'':>12} {rate:>8.1f} {rate / rate_mm:>8.1%}")
+        # The ceiling with nothing but the matrix products: the Linears at the faster backend's
+        # rate and attention at its own kernel's, every other pass free.
+        rate_attn = attention_rate(args.batch, precision)
+        attn_gflop = 2 * DEPTH * attention_flops(1) / 1e9               # per image-step (2 passes)
+        seconds = (gflop_per_image_step - attn_gflop) / rate_mm + attn_gflop / rate_attn
+        name = "attention, own kernel"
+        print(f"{precision:<9} {name:<26} {'':>13} {'':>12} {rate_attn:>8.1f} {rate_attn / rate_mm:>8.1%}")
+        name = "ceiling: products only"
+        print(f"{precision:<9} {name:<26} {1 / seconds:>13.2f} {1 / seconds / results['diffusers (eager)']:>11.3f}x "
+              f"{gflop_per_image_step / seconds:>8.1f} {gflop_per_image_step / seconds / rate_mm:>8.1%}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -8,7 +8,7 @@ from diffusers import DDIMScheduler
 from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
 from inspect_attention import attention_stats, recording_attention
-from dit import DiT, DiTBlock, Mlp, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
+from dit import DiT, DiTBlock, Linear, Mlp, bf16_is_fast, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -76,6 +76,51 @@ def test_compiled_mlp_equals_eager():
     (g_compiled,) = torch.autograd.grad(compiled.square().sum(), x)
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g_compiled, g_eager, rtol=1e-5, atol=1e-6)
+
+
+needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+
+
+@needs_onednn
+def test_onednn_linear_equals_f_linear_in_inference_and_steps_aside_for_autograd():
+    """dit.Linear runs CPU inference on oneDNN (GELU fused on request): the numbers of F.linear
+    (and F.gelu) up to the order of the sums; with gradients it is nn.Linear itself."""
+    torch.manual_seed(0)
+    layer = Linear(64, 256)
+    x = torch.randn(3, 50, 64)
+    with torch.no_grad():
+        assert layer.runs_on_onednn(x)
+        plain = F.linear(x, layer.weight, layer.bias)
+        torch.testing.assert_close(layer(x), plain, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(layer(x, gelu=True), F.gelu(plain, approximate="tanh"), rtol=1e-5, atol=1e-5)
+    assert not layer.runs_on_onednn(x)                      # the weights want gradients: F.linear
+    layer(x).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+@needs_onednn
+@pytest.mark.skipif(not bf16_is_fast(torch.device("cpu")), reason="needs a CPU with bf16 units")
+def test_onednn_linear_casts_as_autocast_does():
+    torch.manual_seed(0)
+    layer = Linear(64, 256)
+    x = torch.randn(3, 50, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, theirs = layer(x), F.linear(x, layer.weight, layer.bias)
+    assert ours.dtype == theirs.dtype == torch.bfloat16
+    torch.testing.assert_close(ours.float(), theirs.float(), rtol=0.02, atol=0.02)
+
+
+def test_inference_forward_equals_the_training_forward():
+    """The whole model in inference (oneDNN Linears) against the same model with autograd on
+    (F.linear everywhere): the same ε̂ to float rounding."""
+    model = tiny(qk_norm=True)
+    for p in model.parameters():
+        p.data.normal_(0, 0.1)
+    model.eval()
+    x, t, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 3, 9, 10])
+    with torch.no_grad():
+        fast = model(x, t, y)
+    torch.testing.assert_close(fast, model(x, t, y).detach(), rtol=1e-5, atol=1e-5)
 
 
 def test_cpu_flop_count_includes_attention():

@@ -263,7 +263,7 @@ def test_torchrun_max_minutes_stops_every_rank_at_the_same_step(data, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
            "29518", str(ROOT / "train_one_epoch.py"), "--data", str(data), "--out", str(out), *TINY,
-           "--epochs", "20", "--max-minutes", "0.0001"]
+           "--epochs", "20", "--max-minutes", "1e-9"]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -363,7 +363,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3)
 def test_max_minutes_stops_early_and_ends_normally(data, tmp_path):
     """A time budget ends training like its last step: checkpoint, metrics and export written."""
     tr.main(tr.parse_args(["--data", str(data), "--out", str(tmp_path), *TINY, "--epochs", "50",
-                           "--max-minutes", "0.0001", "--export", str(tmp_path / "small.pt")]))
+                           "--max-minutes", "1e-9", "--export", str(tmp_path / "small.pt")]))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 1 < 50 * (128 // 16)                       # stopped after one step
     assert torch.load(tmp_path / tr.CHECKPOINT, weights_only=True)["step"] == 1
