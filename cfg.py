@@ -265,7 +265,7 @@ class Reference:
 
     def measure(self, feats: np.ndarray, labels: np.ndarray) -> dict:
         precision, recall = fid.precision_recall(self.feats, feats, k=3)
-        return dict(fid=fid.frechet_distance(*fid.feature_statistics(feats), self.mu, self.sigma),
+        return dict(fid=fid.fid_to_statistics(feats, self.mu, self.sigma),
                     precision=precision, recall=recall, diversity=diversity(feats, labels))
 
 

@@ -15,6 +15,7 @@ What it teaches:
   * TensorFlow 1's "legacy" bilinear resize, which FID inherits (`resize_tf_bilinear`),
   * folding batch norm into the convolution before it (`BasicConv2d.fold_batchnorm`),
   * the Fréchet distance computed robustly in float64 (`frechet_distance`),
+    and, for fewer images than dimensions, without a D × D matrix (`fid_from_features`),
   * improved precision and recall (Kynkäänniemi et al. 2019) from the same features.
 Breaking an FID down (per class, copies of the training set, class grids) is not part of the
 metric: that is tools/fid_breakdown.py, which imports this file.
@@ -32,8 +33,8 @@ samples take about 10 minutes; a real folder's statistics are cached in data/fid
 computed once.
 
 Other scripts import: load_inception, inception_features, feature_statistics,
-frechet_distance, fid_from_features, folder_features, folder_statistics, folder_class_features,
-precision_recall; tools/fid_breakdown.py also the command-line helpers at the end.
+frechet_distance, fid_from_features, fid_to_statistics, folder_features, folder_statistics,
+folder_class_features, precision_recall; tools/fid_breakdown.py also the command-line helpers at the end.
 """
 
 from __future__ import annotations
@@ -595,12 +596,18 @@ def _files_features(paths: list[Path], folder: str | Path, model: InceptionV3 | 
 
 def feature_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and covariance (D, D), in float64, with the unbiased 1/(N − 1)."""
+    feats = _checked(feats)
+    return feats.mean(axis=0), np.cov(feats, rowvar=False)
+
+
+def _checked(feats: np.ndarray) -> np.ndarray:
+    """(N, D) features as float64, with N ≥ 2 (a covariance needs two)."""
     feats = np.asarray(feats, dtype=np.float64)
     if feats.ndim != 2:
         raise ValueError(f"features must be (N, D), got shape {feats.shape}")
     if len(feats) < 2:
         raise ValueError(f"need at least 2 images to estimate a covariance, got {len(feats)}")
-    return feats.mean(axis=0), np.cov(feats, rowvar=False)
+    return feats
 
 
 def _drop_rounding_noise(eigenvalues: np.ndarray) -> np.ndarray:
@@ -646,9 +653,47 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray,
     return float(max(d2, 0.0))                             # rounding can dip a hair below 0
 
 
+def fid_to_statistics(feats: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
+    """FID between (N, D) features and a set known by its statistics (μ, Σ), e.g. a cached test
+    set.  With N ≤ D, without the D × D square root: for A the centred features,
+    Σ_a = AᵀA/(N − 1), and the non-zero eigenvalues of Σ_a Σ are those of the N × N symmetric
+    matrix A Σ Aᵀ/(N − 1) (XY and YX share them), so Tr((Σ_a Σ)^½) = Σ_i √λ_i(A Σ Aᵀ)/√(N − 1)."""
+    a = _checked(feats)
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    D = a.shape[1]
+    if len(a) > D or mu.shape != (D,) or sigma.shape != (D, D) or not (
+            np.isfinite(a).all() and np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        return frechet_distance(*feature_statistics(a), mu, sigma)          # (it explains errors)
+    mu_a = a.mean(axis=0)
+    A, c = a - mu_a, len(a) - 1                                              # (N, D) centred
+    m = A @ ((sigma + sigma.T) / 2) @ A.T / c                                # (N, N), symmetric PSD
+    tr_sqrt = np.sqrt(_drop_rounding_noise(np.linalg.eigvalsh((m + m.T) / 2))).sum()
+    diff = mu_a - mu
+    d2 = diff @ diff + (A * A).sum() / c + np.trace(sigma) - 2 * tr_sqrt
+    return float(max(d2, 0.0))
+
+
 def fid_from_features(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
-    """FID between two (N, 2048) feature arrays."""
-    return frechet_distance(*feature_statistics(feats_a), *feature_statistics(feats_b))
+    """FID between two (N, 2048) feature arrays.
+
+    With fewer images than dimensions, as in small studies, the same d² without any D × D
+    matrix.  With A, B the centred features (N_a × D, N_b × D), Σ_a = AᵀA/(N_a − 1) and
+    Σ_b = BᵀB/(N_b − 1); the non-zero eigenvalues of Σ_a Σ_b are those of K Kᵀ / ((N_a − 1)(N_b − 1))
+    with K = A Bᵀ (N_a × N_b), because XY and YX share them.  So
+        Tr((Σ_a Σ_b)^½) = ‖A Bᵀ‖_* / √((N_a − 1)(N_b − 1)),   Tr(Σ_a) = ‖A‖²_F / (N_a − 1),
+    where ‖·‖_* is the sum of the singular values: one N_a × N_b SVD instead of two D × D
+    eigendecompositions (tests/test_fid.py checks it against frechet_distance)."""
+    a, b = _checked(feats_a), _checked(feats_b)
+    D = a.shape[1]
+    if len(a) > D or len(b) > D or b.shape[1] != D or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return frechet_distance(*feature_statistics(a), *feature_statistics(b))   # (it explains errors)
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    A, B = a - mu_a, b - mu_b                                  # centred: (N_a, D), (N_b, D)
+    ca, cb = len(a) - 1, len(b) - 1
+    tr_sqrt = np.linalg.svd(A @ B.T, compute_uv=False).sum() / np.sqrt(ca * cb)
+    diff = mu_a - mu_b
+    d2 = diff @ diff + (A * A).sum() / ca + (B * B).sum() / cb - 2 * tr_sqrt
+    return float(max(d2, 0.0))
 
 
 # --------------------------------------------------------------------------------------------

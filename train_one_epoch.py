@@ -818,8 +818,8 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str, guidan
     floor_idx = balanced_subset(data.labels, y_all)
     gen_feats = fid.inception_features(generated, inception)
     train_feats = fid.inception_features(data.images[floor_idx], inception)
-    fid_model = fid.frechet_distance(*fid.feature_statistics(gen_feats), mu_test, sigma_test)
-    fid_floor = fid.frechet_distance(*fid.feature_statistics(train_feats), mu_test, sigma_test)
+    fid_model = fid.fid_to_statistics(gen_feats, mu_test, sigma_test)
+    fid_floor = fid.fid_to_statistics(train_feats, mu_test, sigma_test)
     return dict(fid=fid_model, fid_floor_train_vs_test=fid_floor, fid_ratio=fid_model / fid_floor,
                 fid_n_train=len(floor_idx), fid_n_test=n_test, fid_test_folder=str(test_dir),
                 **sampled)

@@ -195,6 +195,28 @@ def test_fid_of_a_set_with_itself_is_zero():
     assert abs(fid.fid_from_features(few, few)) < 1e-6
 
 
+@pytest.mark.parametrize("n_a, n_b", [(10, 12), (150, 90)])
+def test_fid_from_few_features_equals_the_covariance_route(n_a, n_b):
+    """With fewer images than dimensions fid_from_features takes ‖A Bᵀ‖_* instead of two
+    D × D eigendecompositions: the same d² as frechet_distance on the two sets' statistics."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((n_a, 256)) ** 2 * rng.uniform(0.5, 2.0, 256)
+    b = rng.standard_normal((n_b, 256)) ** 2 + 0.1
+    route = fid.frechet_distance(*fid.feature_statistics(a), *fid.feature_statistics(b))
+    assert fid.fid_from_features(a, b) == pytest.approx(route, rel=1e-10)
+    assert fid.fid_from_features(b, a) == pytest.approx(route, rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [10, 150])
+def test_fid_from_features_to_statistics_equals_the_covariance_route(n):
+    """Features against a set's (μ, Σ), through the N × N matrix A Σ Aᵀ: frechet_distance's d²."""
+    rng = np.random.default_rng(3)
+    mu, sigma = fid.feature_statistics(rng.standard_normal((600, 256)) ** 2)
+    feats = rng.standard_normal((n, 256)) ** 2 * rng.uniform(0.5, 2.0, 256)
+    route = fid.frechet_distance(*fid.feature_statistics(feats), mu, sigma)
+    assert fid.fid_to_statistics(feats, mu, sigma) == pytest.approx(route, rel=1e-10)
+
+
 def test_fid_is_symmetric():
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((200, 32)), 1.5 * rng.standard_normal((150, 32)) + 0.3
