@@ -28,9 +28,9 @@ Run it:
     python tools/fid_breakdown.py runs/exp1/samples data/real --per-class   # FID per class
     python tools/fid_breakdown.py runs/exp1/samples data/test --copies data/train   # copies?
     python bench/bench_fid.py                            # our speed against the reference
-What to expect: on 2 CPU cores about 16 images/s (5.7 G multiply-adds an image), so 10,000
-samples take about 10 minutes; a real folder's statistics are cached in data/fid_cache/ and
-computed once.
+What to expect: on 2 CPU cores 15–33 images/s, by CPU (5.7 G multiply-adds an image;
+bench/bench_fid.txt), so 10,000 samples take 5–11 minutes; a real folder's statistics are
+cached in data/fid_cache/ and computed once.
 
 Other scripts import: load_inception, inception_features, feature_statistics,
 frechet_distance, fid_from_features, fid_to_statistics, folder_features, folder_statistics,

@@ -11,11 +11,12 @@ then what each speed trick gives by switching it off one at a time, and bfloat16
 for comparison. Prints images/s, the ratio ours/reference and the largest feature difference
 (the tests require < 1e-3).
 
-What to expect on 2 shared CPU cores: reference ≈ 8 img/s, ours ≈ 16.5 (≈ 2×); network alone
-≈ 10 against ≈ 17. Channels-last is the big trick (the TorchScript module calls .contiguous()
-on every branch output, which turns channels-last activations back into NCHW, so it keeps
-little of that gain); slices of 5 give ~10–15%, folding batch norm a few %. bfloat16 would
-be ~1.8× faster but moves features by ~0.2, far beyond 1e-3, so FID stays in float32.
+What to expect on 2 CPU cores (bench_fid.txt, a Zen 5 EPYC): reference ≈ 11 img/s, ours ≈ 32
+(≈ 3×); network alone ≈ 14 against ≈ 33. Channels-last is the big trick (the TorchScript
+module calls .contiguous() on every branch output, which turns channels-last activations back
+into NCHW, so it keeps little of that gain); slices of 5 give ~1.4×, folding batch norm a few
+%. bfloat16 would be ~1.8× faster but moves features by ~0.2, far beyond 1e-3, so FID stays in
+float32.
 
 Timing on shared CPUs is noisy, so the pipelines take turns round by round and each keeps its
 best round. Run:  python bench/bench_fid.py  (about 4 minutes on 2 cores)
