@@ -538,9 +538,8 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-# Asked once, at import: torch.compile cannot trace these questions, which Linear asks per call.
-_HAS_ONEDNN = torch.backends.mkldnn.is_available()
-_CPU_HAS_BF16_UNITS = _HAS_ONEDNN and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+# Asked once, at import: torch.compile cannot trace the question, which Linear asks per call.
+_CPU_HAS_BF16_UNITS = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -562,6 +561,20 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gel
 @onednn_linear.register_fake
 def _(x, weight, bias, gelu):
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def _onednn_linear_runs() -> bool:
+    """Whether this build has oneDNN's Linear kernel (x86 builds do; others may not)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        onednn_linear(torch.ones(1, 2), torch.ones(3, 2), torch.zeros(3), False)
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+_HAS_ONEDNN = _onednn_linear_runs()                       # once, at import (see above)
 
 
 class Linear(nn.Linear):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
+import dit
 from inspect_attention import attention_stats, recording_attention
 from dit import DiT, DiTBlock, Linear, Mlp, bf16_is_fast, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
@@ -78,7 +79,7 @@ def test_compiled_mlp_equals_eager():
     torch.testing.assert_close(g_compiled, g_eager, rtol=1e-5, atol=1e-6)
 
 
-needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+needs_onednn = pytest.mark.skipif(not dit._HAS_ONEDNN, reason="needs a build with oneDNN's Linear kernel")
 
 
 @needs_onednn
