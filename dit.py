@@ -590,8 +590,8 @@ class Linear(nn.Linear):
     tests/test_dit.py)."""
 
     def runs_on_onednn(self, x: torch.Tensor) -> bool:
-        """CPU inference in fp32, or in bf16 where the CPU has bf16 units."""
-        if x.device.type != "cpu" or not _HAS_ONEDNN:
+        """CPU inference in fp32, or in bf16 where the CPU has bf16 units (layers with a bias)."""
+        if x.device.type != "cpu" or not _HAS_ONEDNN or self.bias is None:
             return False
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
             return False
