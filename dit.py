@@ -581,9 +581,9 @@ class Linear(nn.Linear):
     """nn.Linear (y = x Wᵀ + b; the same parameters and state dict), whose CPU inference runs on
     oneDNN, with GELU optionally fused into the same kernel.
 
-    Why: PyTorch hands fp32 matrix products on a CPU to MKL, and MKL's sgemm takes its AVX2 path
-    on AMD processors, at under half the rate of oneDNN, PyTorch's other CPU backend (the one its
-    bf16 products use already) on the AVX-512 EPYC (bench/README.md).  oneDNN also applies GELU
+    Why: PyTorch hands fp32 matrix products on a CPU to MKL, which is known to choose its AVX2
+    kernels on non-Intel CPUs; on the AVX-512 EPYC it ran at under half the rate of oneDNN,
+    PyTorch's other CPU backend (the one its bf16 products use already; bench/README.md).  oneDNN also applies GELU
     to each output tile while it is still in cache, which saves the MLP a pass over its (B, T, 4D)
     activation.  The oneDNN op has no backward, so training, and every other device, keep
     F.linear.  The results differ from F.linear's only by the order of the sums (~1e-6 in fp32;
