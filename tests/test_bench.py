@@ -26,8 +26,8 @@ def test_profile_prints_a_ceiling_above_the_profiled_rate():
 
 def test_sampling_bench_prints_consistent_rates():
     """bench/bench_sampling.py on a tiny setting: every row's GFLOP/s is its image-steps/s times
-    the printed GFLOP per image-step, the share is that over the faster matmul row, and the ratio
-    is against the diffusers row."""
+    the printed GFLOP per image-step, the share is that over the faster matmul row, the ratio is
+    against the diffusers row, and no row beats the products-only ceiling."""
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_sampling.py"), "--batch", "2", "--steps", "1",
                           "--no-compile"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -42,3 +42,6 @@ def test_sampling_bench_prints_consistent_rates():
         assert abs(float(ratio) - float(rate) / peer[precision]) <= 0.0005 + 0.01 / peer[precision]
         matmul = max(float(m) for m in re.findall(rf"^{precision}\s+matmul, \S+\s+([\d.]+)", out.stdout, re.M))
         assert abs(float(share) - 100 * float(gflops) / matmul) <= 0.05 + 100 * 0.05 / matmul + 0.01 * float(share)
+        # The products-only ceiling leaves out every other pass, so no model row may beat it.
+        ceiling = float(re.search(rf"^{precision}\s+ceiling: products only\s+([\d.]+)", out.stdout, re.M).group(1))
+        assert float(rate) < ceiling, (name, rate, ceiling)
