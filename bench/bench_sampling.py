@@ -9,14 +9,15 @@ patch 2 (256 tokens), 10 classes; ours with QK-norm on, as shipped (diffusers' D
 the peer does less work; the row "ours, no QK-norm" does exactly the peer's work).  Every step
 is guided (w = 4), so each step runs the doubled batch [x_t, x_t] with labels [y, ∅] through
 cfg.guided_eps_fn; all models go through the same function, the same sampler (dit.ddim_sample)
-and inference mode.  It prints image-steps/s (one
-image advanced one DDIM step), the ratios ours / diffusers, and the share of the matmul rate:
-the FLOPs a step must do (2 per multiply-add) over the GFLOP/s that the model's own Linear
-shapes reach when timed alone in the same run — the ceiling the matrix products allow.  PyTorch
-has two CPU backends for them, MKL (F.linear in fp32) and oneDNN (F.linear in bf16, and our
-dit.Linear in inference); both are timed and the faster is the ceiling.  The row "ours, F.linear"
-runs our model with every Linear on F.linear, to show what the backend buys and what the rest of
-the code does.
+and inference mode.  It prints image-steps/s (one image advanced one DDIM step), the ratios
+ours / diffusers, and the share of the matmul rate: the FLOPs a step must do (2 per
+multiply-add) over the GFLOP/s that the model's own Linear shapes reach when timed alone in the
+same run.  PyTorch has two CPU backends for them, MKL (F.linear in fp32) and oneDNN (F.linear in
+bf16, and our dit.Linear in inference); both are timed and the faster is the reference rate.  The row "ours,
+F.linear" runs our model with every Linear on F.linear, to show what the backend buys and what
+the rest of the code does.  The last row, "ceiling: products only", is a step that did nothing
+but its matrix products: the Linears at that rate and attention at the rate of its own kernel
+(dit.attend), timed alone too.
 
 Targets: ours ≥ diffusers eager, ≥ 1.2× diffusers compiled, at ≥ 70% of the matmul rate.
 """
