@@ -34,7 +34,8 @@ cached in data/fid_cache/ and computed once.
 
 Other scripts import: load_inception, inception_features, feature_statistics,
 frechet_distance, fid_from_features, fid_to_statistics, folder_features, folder_statistics,
-folder_class_features, precision_recall; tools/fid_breakdown.py also the command-line helpers at the end.
+folder_class_features, precision_recall; tools/fid_breakdown.py also the command-line helpers
+at the end.
 """
 
 from __future__ import annotations
@@ -623,6 +624,16 @@ def _sqrt_psd(sigma: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(_drop_rounding_noise(w))) @ v.T
 
 
+def _trace_sqrt(m: np.ndarray) -> float:
+    """Σ_i √λ_i of a symmetric PSD matrix m, rounding noise among the λ dropped."""
+    return float(np.sqrt(_drop_rounding_noise(np.linalg.eigvalsh((m + m.T) / 2))).sum())
+
+
+def _fid_d2(diff: np.ndarray, trace_a: float, trace_b: float, tr_sqrt: float) -> float:
+    """d² = ‖μa − μb‖² + Tr Σa + Tr Σb − 2 Tr((Σa Σb)^½); rounding can dip a hair below 0."""
+    return float(max(diff @ diff + trace_a + trace_b - 2 * tr_sqrt, 0.0))
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray,
                      mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Fréchet distance between N(μ1, Σ1) and N(μ2, Σ2), in float64.
@@ -646,11 +657,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray,
     sigma1, sigma2 = (sigma1 + sigma1.T) / 2, (sigma2 + sigma2.T) / 2   # exact symmetry
     sqrt_sigma1 = _sqrt_psd(sigma1)
     m = sqrt_sigma1 @ sigma2 @ sqrt_sigma1                 # (D, D), symmetric PSD
-    eigenvalues = np.linalg.eigvalsh((m + m.T) / 2)
-    tr_sqrt = np.sqrt(_drop_rounding_noise(eigenvalues)).sum()
-    diff = mu1 - mu2
-    d2 = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_sqrt
-    return float(max(d2, 0.0))                             # rounding can dip a hair below 0
+    return _fid_d2(mu1 - mu2, np.trace(sigma1), np.trace(sigma2), _trace_sqrt(m))
 
 
 def fid_to_statistics(feats: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
@@ -667,10 +674,7 @@ def fid_to_statistics(feats: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> f
     mu_a = a.mean(axis=0)
     A, c = a - mu_a, len(a) - 1                                              # (N, D) centred
     m = A @ ((sigma + sigma.T) / 2) @ A.T / c                                # (N, N), symmetric PSD
-    tr_sqrt = np.sqrt(_drop_rounding_noise(np.linalg.eigvalsh((m + m.T) / 2))).sum()
-    diff = mu_a - mu
-    d2 = diff @ diff + (A * A).sum() / c + np.trace(sigma) - 2 * tr_sqrt
-    return float(max(d2, 0.0))
+    return _fid_d2(mu_a - mu, (A * A).sum() / c, np.trace(sigma), _trace_sqrt(m))
 
 
 def fid_from_features(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
@@ -685,15 +689,14 @@ def fid_from_features(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     eigendecompositions (tests/test_fid.py checks it against frechet_distance)."""
     a, b = _checked(feats_a), _checked(feats_b)
     D = a.shape[1]
-    if len(a) > D or len(b) > D or b.shape[1] != D or not (np.isfinite(a).all() and np.isfinite(b).all()):
+    if len(a) > D or len(b) > D or b.shape[1] != D or not (np.isfinite(a).all()
+                                                          and np.isfinite(b).all()):
         return frechet_distance(*feature_statistics(a), *feature_statistics(b))   # (it explains errors)
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     A, B = a - mu_a, b - mu_b                                  # centred: (N_a, D), (N_b, D)
     ca, cb = len(a) - 1, len(b) - 1
     tr_sqrt = np.linalg.svd(A @ B.T, compute_uv=False).sum() / np.sqrt(ca * cb)
-    diff = mu_a - mu_b
-    d2 = diff @ diff + (A * A).sum() / ca + (B * B).sum() / cb - 2 * tr_sqrt
-    return float(max(d2, 0.0))
+    return _fid_d2(mu_a - mu_b, (A * A).sum() / ca, (B * B).sum() / cb, tr_sqrt)
 
 
 # --------------------------------------------------------------------------------------------
