@@ -27,7 +27,8 @@ def test_profile_prints_a_ceiling_above_the_profiled_rate():
 def test_sampling_bench_prints_consistent_rates():
     """bench/bench_sampling.py on a tiny setting: every row's GFLOP/s is its image-steps/s times
     the printed GFLOP per image-step, the share is that over the faster matmul row, the ratio is
-    against the diffusers row, and no row beats the products-only ceiling."""
+    against the diffusers row, and no row beats the products-only ceiling, which charging the
+    softmax can only lower."""
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_sampling.py"), "--batch", "2", "--steps", "1",
                           "--no-compile"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -45,3 +46,6 @@ def test_sampling_bench_prints_consistent_rates():
         # The products-only ceiling leaves out every other pass, so no model row may beat it.
         ceiling = float(re.search(rf"^{precision}\s+ceiling: products only\s+([\d.]+)", out.stdout, re.M).group(1))
         assert float(rate) < ceiling, (name, rate, ceiling)
+        # Charging attention's softmax too can only lower the ceiling.
+        with_softmax = float(re.search(rf"^{precision}\s+ceiling: with softmax\s+([\d.]+)", out.stdout, re.M).group(1))
+        assert with_softmax <= ceiling
