@@ -172,12 +172,18 @@ class Attention(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(B, T, D))                       # (B, T, D)
 
 
+# Asked once, at import, like _CPU_HAS_BF16_UNITS below: whether this CPU has AMX tile units
+# (Intel Sapphire Rapids and later), the matrix units PyTorch's fused CPU attention uses in bf16.
+_CPU_HAS_AMX = hasattr(torch.cpu, "_is_amx_tile_supported") and torch.cpu._is_amx_tile_supported()
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(Q Kᵀ / √d_h) V, q, k, v (B, h, T, d_h) → (B, h, T, d_h), by the faster kernel."""
-    if q.is_cuda or q.dtype == torch.float32:
+    if q.is_cuda or q.dtype == torch.float32 or _CPU_HAS_AMX:
         # The fused (flash) kernel never stores the (T × T) matrix: fast, and O(T) memory.
         return F.scaled_dot_product_attention(q, k, v)
-    # On a CPU in bf16 the fused kernel is the slower one at our lengths (bench/README.md).
+    # On a CPU in bf16 without AMX (AVX-512-BF16 only) the fused kernel is the slower one at our
+    # lengths; with AMX it is the faster (bench/README.md).
     return attention_written_out(q, k, v)
 
 

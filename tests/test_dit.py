@@ -47,16 +47,22 @@ def test_gflops_match_paper_table(name, paper):
     assert abs(forward_gflops(model) - paper) <= 0.05 + 0.002 * paper
 
 
-def test_written_out_cpu_attention_equals_the_fused_kernel():
+@pytest.mark.parametrize("amx", [False, True])
+def test_written_out_cpu_attention_equals_the_fused_kernel(amx, monkeypatch):
     q, k, v = torch.randn(3, 2, 5, 3, 16, dtype=torch.float64).unbind(0)
     torch.testing.assert_close(attention_written_out(q, k, v), F.scaled_dot_product_attention(q, k, v))
-    # …and the model takes it in bf16 on a CPU: the block's output stays close to fp32's.
+    # …and the model takes the written-out kernel in bf16 on a CPU without AMX, the fused one
+    # with it: either way the block's output stays close to fp32's.
+    monkeypatch.setattr(dit, "_CPU_HAS_AMX", amx)
+    written_out, calls = dit.attention_written_out, []
+    monkeypatch.setattr(dit, "attention_written_out", lambda *qkv: calls.append(1) or written_out(*qkv))
     block = tiny().blocks[0]
     for p in block.parameters():
         p.data.normal_(0, 0.1)
     x, c = torch.randn(2, 16, 64), torch.randn(2, 64)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = block(x, c)
+    assert bool(calls) == (not amx)
     torch.testing.assert_close(low.float(), block(x, c), rtol=0.05, atol=0.05)
 
 
