@@ -1,6 +1,7 @@
 """Task 2: the DiT model and the DDIM sampler, against the paper's numbers, closed forms and
 diffusers' DDIMScheduler."""
 
+import os
 import pytest
 import torch
 import torch.nn.functional as F
@@ -103,6 +104,19 @@ def test_onednn_linear_equals_f_linear_in_inference_and_steps_aside_for_autograd
     assert not layer.runs_on_onednn(x)                      # the weights want gradients: F.linear
     layer(x).sum().backward()
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads the CPU's flags from Linux's /proc/cpuinfo")
+def test_bf16_is_fast_exactly_where_the_cpu_has_bf16_units():
+    """--precision auto picks bf16 on a CPU only where the kernel lists bf16 dot-product units
+    (avx512_bf16, or AMX's amx_bf16).  oneDNN's own check also says yes on AVX-512 CPUs without
+    them (Ice Lake), where bf16 sampling ran 2.7x slower than fp32."""
+    flags = set()
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            flags |= set(line.split(":", 1)[1].split())
+    has_units = bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
+    assert bf16_is_fast(torch.device("cpu")) == has_units
 
 
 @needs_onednn
