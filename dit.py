@@ -549,7 +549,7 @@ def pick_device(choice: str) -> torch.device:
 # emulates bf16 with conversions, and on an Ice Lake Xeon (AVX-512, no AVX-512-BF16) bf16
 # sampling ran 2.7x slower than fp32 (bench/bench_sampling_xeon_icelake.txt).
 _CPU_HAS_BF16_UNITS = torch.backends.mkldnn.is_available() and (
-    torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    torch.cpu._is_avx512_bf16_supported() or _CPU_HAS_AMX)
 
 
 def bf16_is_fast(device: torch.device) -> bool:
