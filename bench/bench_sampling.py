@@ -2,7 +2,8 @@
 shape, in one run, and both against the matrix-multiply rate at the model's own shapes.
 
     python bench/bench_sampling.py                 # fp32, and bf16 where the CPU has bf16 units
-    python bench/bench_sampling.py --steps 10 --batch 50
+    python bench/bench_sampling.py --steps 10 --batch 50 --rounds 5
+    python bench/bench_sampling.py --precision fp32 bf16     # bf16 even without bf16 units
 
 The shape is the shipped model's: pixel space, 32 px, 3 channels, width 256, depth 6, 4 heads,
 patch 2 (256 tokens), 10 classes; ours with QK-norm on, as shipped (diffusers' DiT has none, so
@@ -23,6 +24,14 @@ ceilings close the table, steps in which every pass but the matrix products is f
 theirs (or at its kernel's, if that is faster); in "ceiling: with softmax" attention runs at
 dit.attend's rate, softmax included.
 
+The machines these run on are shared VMs whose speed drifts by tens of per cent over minutes,
+so one model timed after another compares two moments as much as two models.  The script
+therefore times in rounds (--rounds, default 3): each round runs the matmul and attention
+timings and then every model once, in turn, and the table gives the median over rounds.  A
+model's ratio is the median of its per-round ratios (ours and diffusers timed minutes apart in
+the same round), and the last column lists those per-round ratios, so their spread is the
+error bar.  Warm-up (and compilation) happens once, before the first round.
+
 Targets: ours ≥ diffusers eager, ≥ 1.2× diffusers compiled, at ≥ 70% of the matmul rate.
 """
 
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,8 +63,9 @@ class Peer(DiffusersDiT):
 
 
 @torch.inference_mode()
-def image_steps_per_s(model, batch: int, steps: int, precision: str) -> float:
-    """Guided DDIM steps (w = 4) on `batch` images: (batch · steps) / seconds, after a warm-up."""
+def image_steps_per_s(model, batch: int, steps: int, precision: str, warm_up: bool = False) -> float:
+    """Guided DDIM steps (w = 4) on `batch` images: (batch · steps) / seconds.  With warm_up, two
+    untimed steps first (for torch.compile, the compilation)."""
     g = torch.Generator().manual_seed(0)
     x_T = torch.randn(batch, 3, 32, 32, generator=g)
     y = torch.arange(batch) % 10
@@ -62,8 +73,9 @@ def image_steps_per_s(model, batch: int, steps: int, precision: str) -> float:
     eps_fn = guided_eps_fn(model, y, 4.0)
     device = torch.device("cpu")
     with autocast(device, precision):
-        for _ in ddim_sample(eps_fn, x_T, alpha_bar, 2):             # warm-up (and compilation)
-            pass
+        if warm_up:
+            for _ in ddim_sample(eps_fn, x_T, alpha_bar, 2):
+                pass
         start = time.perf_counter()
         for _ in ddim_sample(eps_fn, x_T, alpha_bar, steps):
             pass
@@ -143,42 +155,61 @@ def main(args: argparse.Namespace) -> None:
     ours_plain = build_dit("DiT-Ti/2", input_size=32, in_channels=3, num_classes=10, qk_norm=False).eval()
     peer = Peer(2, 32, 10).eval()
     gflop_per_image_step = 2 * 2 * forward_gflops(ours)          # 2 passes (guided), 2 FLOPs per MAC
-    precisions = ["fp32"] + (["bf16"] if bf16_is_fast(torch.device("cpu")) else [])
-    print(f"guided DDIM sampling, batch {args.batch} (forward batch {2 * args.batch}), {args.steps} steps, "
-          f"DiT-Ti/2 shape at 32 px; {torch.backends.cpu.get_cpu_capability()} CPU, "
+    precisions = args.precision or ["fp32"] + (["bf16"] if bf16_is_fast(torch.device("cpu")) else [])
+    print(f"guided DDIM sampling, batch {args.batch} (forward batch {2 * args.batch}), {args.steps} steps "
+          f"× {args.rounds} rounds, DiT-Ti/2 shape at 32 px; {torch.backends.cpu.get_cpu_capability()} CPU, "
           f"{torch.get_num_threads()} threads; {gflop_per_image_step:.2f} GFLOP per image-step")
-    print(f"{'precision':<9} {'model':<26} {'image-steps/s':>13} {'vs diffusers':>12} {'GFLOP/s':>8} {'of matmul':>9}")
+    print(f"{'precision':<9} {'model':<26} {'image-steps/s':>13} {'vs diffusers':>12} {'GFLOP/s':>8} {'of matmul':>9}"
+          f"  per round vs diffusers")
     for precision in precisions:
-        rates_mm = linear_rates(args.batch, precision)
-        rate_mm = max(rates_mm.values())
         runs = [("diffusers (eager)", peer), ("ours (eager)", ours), ("ours, no QK-norm (eager)", ours_plain),
                 ("ours, F.linear (eager)", ours)]
         if not args.no_compile:
             runs += [("ours (torch.compile)", torch.compile(ours))]
-        results = {}
-        for name, model in runs:
+
+        def timed(name, model, warm_up=False):
             with FLinearOnly() if "F.linear" in name else contextlib.nullcontext():
-                results[name] = image_steps_per_s(model, args.batch, args.steps, precision)
-        for name, r in results.items():
+                return image_steps_per_s(model, args.batch, args.steps, precision, warm_up)
+
+        for name, model in runs:                                  # warm-up and compilation, untimed
+            timed(name, model, warm_up=True)
+        # Rounds: in each, the kernels alone, then every model once, in turn; medians over rounds.
+        per_round = {name: [] for name, _ in runs}
+        rates_mm, rates_attn = {}, {}
+        for _ in range(args.rounds):
+            for backend, rate in linear_rates(args.batch, precision).items():
+                rates_mm.setdefault(backend, []).append(rate)
+            for kernel, rate in attention_rates(args.batch, precision).items():
+                rates_attn.setdefault(kernel, []).append(rate)
+            for name, model in runs:
+                per_round[name].append(timed(name, model))
+        rates_mm = {backend: statistics.median(r) for backend, r in rates_mm.items()}
+        rates_attn = {kernel: statistics.median(r) for kernel, r in rates_attn.items()}
+        rate_mm = max(rates_mm.values())
+        peer_rounds = per_round["diffusers (eager)"]
+        for name, rounds in per_round.items():
+            r = statistics.median(rounds)
+            ratios = [a / b for a, b in zip(rounds, peer_rounds)]     # ours and the peer, same round
             achieved = r * gflop_per_image_step
-            print(f"{precision:<9} {name:<26} {r:>13.2f} {r / results['diffusers (eager)']:>11.3f}x "
-                  f"{achieved:>8.1f} {achieved / rate_mm:>8.1%}")
+            print(f"{precision:<9} {name:<26} {r:>13.2f} {statistics.median(ratios):>11.3f}x "
+                  f"{achieved:>8.1f} {achieved / rate_mm:>8.1%}  {' '.join(f'{x:.3f}' for x in ratios)}")
         for backend, rate in rates_mm.items():
             name = f"matmul, {backend}"
             print(f"{precision:<9} {name:<26} {'':>13} {'':>12} {rate:>8.1f} {rate / rate_mm:>8.1%}")
-        rates_attn = attention_rates(args.batch, precision)
         for kernel, rate in rates_attn.items():
             name = f"attention, {kernel}"
             print(f"{precision:<9} {name:<26} {'':>13} {'':>12} {rate:>8.1f} {rate / rate_mm:>8.1%}")
         # Two ceilings, every pass but the matrix products free: the Linears at the reference
         # rate, and attention at its products' rate (or its kernel's, where that is faster: in
         # fp32 the fused kernel outruns MKL's batched products), or by its kernel, softmax and all.
+        # Against the peer's median rate.
+        peer_rate = statistics.median(peer_rounds)
         attn_gflop = 2 * DEPTH * attention_flops(1) / 1e9               # per image-step (2 passes)
         products = max(rates_attn["products"], rates_attn["dit.attend"])
         for name, rate_attn in (("ceiling: products only", products),
                                 ("ceiling: with softmax", rates_attn["dit.attend"])):
             seconds = (gflop_per_image_step - attn_gflop) / rate_mm + attn_gflop / rate_attn
-            print(f"{precision:<9} {name:<26} {1 / seconds:>13.2f} {1 / seconds / results['diffusers (eager)']:>11.3f}x "
+            print(f"{precision:<9} {name:<26} {1 / seconds:>13.2f} {1 / seconds / peer_rate:>11.3f}x "
                   f"{gflop_per_image_step / seconds:>8.1f} {gflop_per_image_step / seconds / rate_mm:>8.1%}")
 
 
@@ -186,9 +217,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Guided DDIM sampling: ours against diffusers' DiT, same shape.",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--batch", type=int, default=100, help="images per batch (the forward pass sees twice this)")
-    ap.add_argument("--steps", type=int, default=10, help="timed DDIM steps per model")
+    ap.add_argument("--steps", type=int, default=5, help="timed DDIM steps per model and round")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds, each timing every model once in turn; the table gives medians over rounds")
+    ap.add_argument("--precision", nargs="+", choices=["fp32", "bf16"],
+                    help="precisions to time (default: fp32, and bf16 where the CPU has bf16 units; "
+                         "bf16 on a CPU without them shows what emulated bf16 costs)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.batch < 1 or args.steps < 1 or args.rounds < 1:
+        ap.error("--batch, --steps and --rounds must be at least 1")
+    return args
 
 
 if __name__ == "__main__":
