@@ -2,7 +2,7 @@
 shape, in one run, and both against the matrix-multiply rate at the model's own shapes.
 
     python bench/bench_sampling.py                 # fp32, and bf16 where the CPU has bf16 units
-    python bench/bench_sampling.py --steps 10 --batch 50 --rounds 5
+    python bench/bench_sampling.py --steps 5 --batch 50 --rounds 5
     python bench/bench_sampling.py --precision fp32 bf16     # bf16 even without bf16 units
 
 The shape is the shipped model's: pixel space, 32 px, 3 channels, width 256, depth 6, 4 heads,
@@ -26,9 +26,10 @@ dit.attend's rate, softmax included.
 
 The machines these run on are shared VMs whose speed drifts by tens of per cent over minutes,
 so one model timed after another compares two moments as much as two models.  The script
-therefore times in rounds (--rounds, default 3): each round runs the matmul and attention
-timings and then every model once, in turn, and the table gives the median over rounds.  A
-model's ratio is the median of its per-round ratios (ours and diffusers timed minutes apart in
+therefore times in many short rounds (--rounds, default 9, of --steps 2 each): each round runs
+the matmul and attention timings and then every model once, in turn, the order reversed every
+other round so that no model always runs first; the table gives the median over rounds.  A
+model's ratio is the median of its per-round ratios (ours and diffusers timed seconds apart in
 the same round), and the last column lists those per-round ratios, so their spread is the
 error bar.  Warm-up (and compilation) happens once, before the first round.
 
@@ -173,15 +174,16 @@ def main(args: argparse.Namespace) -> None:
 
         for name, model in runs:                                  # warm-up and compilation, untimed
             timed(name, model, warm_up=True)
-        # Rounds: in each, the kernels alone, then every model once, in turn; medians over rounds.
+        # Rounds: in each, the kernels alone, then every model once, in turn (in reverse order
+        # every other round); medians over rounds.
         per_round = {name: [] for name, _ in runs}
         rates_mm, rates_attn = {}, {}
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             for backend, rate in linear_rates(args.batch, precision).items():
                 rates_mm.setdefault(backend, []).append(rate)
             for kernel, rate in attention_rates(args.batch, precision).items():
                 rates_attn.setdefault(kernel, []).append(rate)
-            for name, model in runs:
+            for name, model in runs if round_ % 2 == 0 else runs[::-1]:
                 per_round[name].append(timed(name, model))
         rates_mm = {backend: statistics.median(r) for backend, r in rates_mm.items()}
         rates_attn = {kernel: statistics.median(r) for kernel, r in rates_attn.items()}
@@ -217,8 +219,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Guided DDIM sampling: ours against diffusers' DiT, same shape.",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--batch", type=int, default=100, help="images per batch (the forward pass sees twice this)")
-    ap.add_argument("--steps", type=int, default=5, help="timed DDIM steps per model and round")
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--steps", type=int, default=2, help="timed DDIM steps per model and round")
+    ap.add_argument("--rounds", type=int, default=9,
                     help="rounds, each timing every model once in turn; the table gives medians over rounds")
     ap.add_argument("--precision", nargs="+", choices=["fp32", "bf16"],
                     help="precisions to time (default: fp32, and bf16 where the CPU has bf16 units; "
