@@ -547,7 +547,7 @@ def pick_device(choice: str) -> torch.device:
 # Asked once, at import: torch.compile cannot trace the question, which Linear asks per call.
 # Not oneDNN's own _is_mkldnn_bf16_supported(): it says yes on any AVX-512 CPU, where oneDNN
 # emulates bf16 with conversions, and on an Ice Lake Xeon (AVX-512, no AVX-512-BF16) bf16
-# sampling ran 2.7x slower than fp32 (bench/bench_sampling_xeon_icelake.txt).
+# sampling runs 2.7x slower than fp32 (bench/bench_sampling_xeon_icelake.txt).
 _CPU_HAS_BF16_UNITS = torch.backends.mkldnn.is_available() and (
     torch.cpu._is_avx512_bf16_supported() or _CPU_HAS_AMX)
 

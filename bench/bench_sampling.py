@@ -64,9 +64,8 @@ class Peer(DiffusersDiT):
 
 
 @torch.inference_mode()
-def image_steps_per_s(model, batch: int, steps: int, precision: str, warm_up: bool = False) -> float:
-    """Guided DDIM steps (w = 4) on `batch` images: (batch · steps) / seconds.  With warm_up, two
-    untimed steps first (for torch.compile, the compilation)."""
+def image_steps_per_s(model, batch: int, steps: int, precision: str) -> float:
+    """Guided DDIM steps (w = 4) on `batch` images: (batch · steps) / seconds."""
     g = torch.Generator().manual_seed(0)
     x_T = torch.randn(batch, 3, 32, 32, generator=g)
     y = torch.arange(batch) % 10
@@ -74,9 +73,6 @@ def image_steps_per_s(model, batch: int, steps: int, precision: str, warm_up: bo
     eps_fn = guided_eps_fn(model, y, 4.0)
     device = torch.device("cpu")
     with autocast(device, precision):
-        if warm_up:
-            for _ in ddim_sample(eps_fn, x_T, alpha_bar, 2):
-                pass
         start = time.perf_counter()
         for _ in ddim_sample(eps_fn, x_T, alpha_bar, steps):
             pass
@@ -168,12 +164,12 @@ def main(args: argparse.Namespace) -> None:
         if not args.no_compile:
             runs += [("ours (torch.compile)", torch.compile(ours))]
 
-        def timed(name, model, warm_up=False):
+        def timed(name, model, steps=args.steps):
             with FLinearOnly() if "F.linear" in name else contextlib.nullcontext():
-                return image_steps_per_s(model, args.batch, args.steps, precision, warm_up)
+                return image_steps_per_s(model, args.batch, steps, precision)
 
-        for name, model in runs:                                  # warm-up and compilation, untimed
-            timed(name, model, warm_up=True)
+        for name, model in runs:                  # warm-up (and compilation): two steps, untimed
+            timed(name, model, steps=2)
         # Rounds: in each, the kernels alone, then every model once, in turn (in reverse order
         # every other round); medians over rounds.
         per_round = {name: [] for name, _ in runs}

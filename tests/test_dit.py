@@ -110,7 +110,7 @@ def test_onednn_linear_equals_f_linear_in_inference_and_steps_aside_for_autograd
 def test_bf16_is_fast_exactly_where_the_cpu_has_bf16_units():
     """--precision auto picks bf16 on a CPU only where the kernel lists bf16 dot-product units
     (avx512_bf16, or AMX's amx_bf16).  oneDNN's own check also says yes on AVX-512 CPUs without
-    them (Ice Lake), where bf16 sampling ran 2.7x slower than fp32."""
+    them (Ice Lake), where bf16 sampling runs 2.7x slower than fp32."""
     flags = set()
     for line in open("/proc/cpuinfo"):
         if line.startswith("flags"):
