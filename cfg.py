@@ -523,10 +523,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=100, help="images per sampling batch (×2 when guided)")
     ap.add_argument("--checkpoint", default=str(SHIPPED), help="our DiT: a checkpoint of train_one_epoch.py")
     ap.add_argument("--model", default=None,
-                    help="instead, a diffusers DiT pipeline (hub id in the local cache, or a folder)")
+                    help="instead, a diffusers DiT pipeline (hub id in the local cache, or a folder); "
+                         "None: --checkpoint")
     ap.add_argument("--classes", type=int, nargs="+", default=None,
-                    help="one class per grid row (ImageNet ids for DiT-XL/2); default the first 10")
-    ap.add_argument("--data", default=None, help="real images for the metrics (default: procedural landscapes)")
+                    help="one class per grid row (ImageNet ids for DiT-XL/2); None: the first 10")
+    ap.add_argument("--data", default=None, help="real images for the metrics; None: the procedural landscapes")
     ap.add_argument("--image-size", type=int, default=32, help="size the real images are read at")
     ap.add_argument("--no-metrics", action="store_true", help="grids only: no FID, precision or recall")
     ap.add_argument("--no-compile", action="store_true", help="sample in eager mode (no torch.compile)")
@@ -536,7 +537,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--explain-class", type=int, default=0, help="the class --explain samples")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="autocast dtype; auto: bf16 where the hardware has fast bf16, else fp32")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     ap.add_argument("--out", default="report/cfg", help="output folder")
     ap.add_argument("--quick", action="store_true",
                     help="tiny end to end: w 0 1 4, N 20, 3 steps, a redraw at 4, a check at 6 steps, eager")

@@ -188,7 +188,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="instead, a diffusers DiT pipeline: hub id (from the local cache) or folder, "
                          "e.g. facebook/DiT-XL-2-256")
     ap.add_argument("--classes", type=int, nargs="+", default=None,
-                    help="class ids to sample (ImageNet ids for DiT-XL/2); default one class per row")
+                    help="class ids to sample (ImageNet ids for DiT-XL/2); None: one class per row")
     ap.add_argument("--n", type=int, default=100, help="images (a 10×10 grid)")
     ap.add_argument("--nrow", type=int, default=10, help="images per grid row")
     ap.add_argument("--steps", type=int, default=50, help="DDIM steps")
@@ -196,13 +196,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--spacing", default="trailing", choices=["leading", "trailing"],
                     help="trailing starts at t = T−1, from pure noise (Lin et al. 2023)")
     ap.add_argument("--show-steps", type=int, nargs="+", default=None,
-                    help="0-based step indices to draw (default: 10 spread out, with the last)")
+                    help="0-based step indices to draw; None: 10 spread out, with the last")
     ap.add_argument("--show-xt", action="store_true", help="draw x_t under x̂0 in the overview")
     ap.add_argument("--seed", type=int, default=0, help="seeds x_T (and z when η > 0)")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="autocast dtype; auto: bf16 where the hardware has fast bf16 (as the FID "
                          "samples are drawn), else fp32")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     ap.add_argument("--out", default="report/ddim_x0", help="output folder")
     args = ap.parse_args(argv)
     if args.n < 1 or args.nrow < 1 or args.steps < 1:

@@ -422,11 +422,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--eval-batch", type=int, default=250, help="images per sampling batch")
     ap.add_argument("--seed", type=int, default=0, help="the arms' seed; the base runs again with seed + 1")
     ap.add_argument("--ckpt-every", type=int, default=200, help="checkpoint every N steps (resume granularity)")
-    ap.add_argument("--data", default=None, help="image folder (default: the procedural landscapes)")
+    ap.add_argument("--data", default=None, help="image folder; None: the procedural landscapes")
     ap.add_argument("--image-size", type=int, default=32, help="image size")
     ap.add_argument("--no-metrics", action="store_true", help="grids only: no FID")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     ap.add_argument("--runs", default="runs/sweep", help="where the arms' run folders go")
     ap.add_argument("--out", default="report/sweep", help="output folder")
     ap.add_argument("--quick", action="store_true",

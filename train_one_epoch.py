@@ -92,16 +92,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="a named config from dit.py (e.g. DiT-S/4); sets depth, hidden, heads "
                             "and patch, which the flags below then override")
     model.add_argument("--patch", "--patch-size", dest="patch", type=int, default=None,
-                       help="patch size p (default 2): tokens = (image/p)², the main cost knob")
-    model.add_argument("--depth", type=int, default=None, help="DiT blocks N (default 6)")
-    model.add_argument("--hidden", type=int, default=None, help="width D (default 256)")
-    model.add_argument("--heads", type=int, default=None, help="attention heads (default 4)")
+                       help="patch size p (None: 2): tokens = (image/p)², the main cost knob")
+    model.add_argument("--depth", type=int, default=None, help="DiT blocks N (None: 6)")
+    model.add_argument("--hidden", type=int, default=None, help="width D (None: 256)")
+    model.add_argument("--heads", type=int, default=None, help="attention heads (None: 4)")
     model.add_argument("--class-dropout", type=float, default=0.1,
                        help="label dropout to the null class, so sampling can be guided (--guidance; paper: 0.1)")
     model.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="RMS-normalise queries and keys (not in the paper): bounds the "
                             "attention logits, whose growth made long runs diverge here "
-                            "(default: off, or as the checkpoint of --init-from/--resume)")
+                            "(None: off, or as the checkpoint of --init-from/--resume)")
     diffusion = ap.add_argument_group("diffusion")
     diffusion.add_argument("--T", type=int, default=1000, help="diffusion steps (paper: 1000)")
     diffusion.add_argument("--schedule", default="linear", choices=SCHEDULES,
@@ -132,7 +132,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                             "(e.g. a lent GPU) with --epochs as the upper bound")
     run = ap.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds data order, noise, t and init")
-    run.add_argument("--out", default=None, help="run folder (default runs/DiT-<depth>x<width>-p<patch>-<size>px)")
+    run.add_argument("--out", default=None, help="run folder (None: runs/DiT-<depth>x<width>-p<patch>-<size>px)")
     run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                      help="continue from CKPT, or from <out>/checkpoint.pt when given alone")
     run.add_argument("--init-from", default=None, metavar="CKPT",

@@ -74,7 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", help="checkpoint.pt files or --export files")
-    ap.add_argument("--data", default=None, help="image folder (default: the procedural training landscapes)")
+    ap.add_argument("--data", default=None, help="image folder; None: the procedural training landscapes")
     ap.add_argument("--n", type=int, default=64, help="images per timestep")
     ap.add_argument("--t", type=int, nargs="+", default=[50, 500, 950], help="timesteps to probe")
     ap.add_argument("--seed", type=int, default=0, help="picks the images and the noise")
