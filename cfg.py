@@ -27,7 +27,7 @@ What the study writes into --out (default report/cfg/):
   grids.png             every w's grid side by side
   metrics_vs_w.png      FID, precision, recall and diversity against w, real-vs-real dashed
   results.csv, .md      one row per sample set: w, w′, N, DDIM steps, seed, FID, precision,
-                        recall, diversity, seconds
+                        recall, diversity, dtype, seconds and the command that drew it
   explain.png           (--explain) x̂0 implied by ε̂_∅, ε̂_y and ε̃ at three t
 Samples and features are kept under <out>/samples/ (not committed), so an interrupted study
 resumes: a finished set is skipped, a set in progress continues at its next batch.
@@ -273,12 +273,16 @@ def run_study(model, args, device: torch.device) -> list[dict]:
     out = Path(args.out)
     results_file = out / "results.json"
     done = json.loads(results_file.read_text()) if results_file.exists() else {}
+    others = {r["source"] for r in done.values() if r["kind"] == "generated"} - {args.source}
+    if others:        # a set's tag does not name the model: resuming would mix two models' sets
+        raise SystemExit(f"--out {out} holds a study of {', '.join(sorted(others))}, not {args.source}; "
+                         f"pass another --out")
     run_model = compiled(model, args)
     reference = None
     if not args.no_metrics:
         inception = fid.load_inception(device=device)
         reference = Reference(args, inception)
-        done["real"] = dict(kind="real-vs-real", n=args.n, **reference.real)
+        done[f"real_n{args.n}"] = dict(kind="real-vs-real", n=args.n, **reference.real)
     sets = [(w, args.steps, args.seed) for w in args.w]
     sets += [(w, args.steps, args.seed + 1) for w in args.redraw_w]
     sets += [(w, args.check_steps, args.seed) for w in args.check_w]
@@ -289,7 +293,8 @@ def run_study(model, args, device: torch.device) -> list[dict]:
             continue
         folder, seconds = sample_set(model, tag, w, steps, seed, args, device, run_model)
         row = dict(kind="generated", w=w, w_ho_salimans=w - 1, n=args.n, steps=steps, seed=seed,
-                   seconds=round(seconds + done.get(tag, {}).get("seconds", 0), 1))
+                   seconds=round(seconds + done.get(tag, {}).get("seconds", 0), 1),
+                   dtype=args.precision, source=args.source, command=args.command)
         images = load_set(folder)
         landscapes.save_image_grid(images[:100], out / f"grid_w{w:g}{_suffix(steps, seed, args)}.png",
                                    nrow=10, row_labels=_row_names(model, args),
@@ -332,7 +337,8 @@ def _row_text(row: dict) -> str:
 # 4. Results: tables, figures and a short reading
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
-COLUMNS = ["w", "w_ho_salimans", "n", "steps", "seed", "fid", "precision", "recall", "diversity", "seconds"]
+COLUMNS = ["w", "w_ho_salimans", "n", "steps", "seed", "fid", "precision", "recall", "diversity", "seconds",
+           "dtype", "command"]
 
 
 def _write_results(done: dict, args) -> None:
@@ -340,7 +346,8 @@ def _write_results(done: dict, args) -> None:
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(done, indent=1))
     tmp.replace(out / "results.json")
-    rows = sorted((r for r in done.values() if r["kind"] == "generated"), key=lambda r: (r["steps"], r["seed"], r["w"]))
+    rows = sorted((r for r in done.values() if r["kind"] == "generated"),
+                  key=lambda r: (r["n"], r["steps"], r["seed"], r["w"]))
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -351,46 +358,60 @@ def _write_results(done: dict, args) -> None:
         grids_side_by_side(rows, args, out / "grids.png")
 
 
+def _in_main_series(row: dict, args) -> bool:
+    """The sets the reading and figures are about: this call's N, steps and seed, every w."""
+    return (row["kind"] == "generated" and row["n"] == args.n and row["steps"] == args.steps
+            and row["seed"] == args.seed)
+
+
 def _cell(row: dict, key: str) -> str:
     return f"{row[key]:.3f}" if key in row else "–"
 
 
 def results_markdown(done: dict, args) -> str:
+    """The table of every set in results.json, each row with the N, dtype and command it was
+    drawn with (sets drawn by different calls may share one --out), then the reading."""
+    rows = sorted((r for r in done.values() if r["kind"] == "generated"),
+                  key=lambda r: (r["n"], r["steps"], r["seed"], r["w"]))
+    commands = list(dict.fromkeys(r["command"] for r in rows))           # in the table's order
     lines = [f"# Guidance scale study: {args.source}", "",
-             f"N = {args.n} images per set (class-balanced), DDIM η = 0 with trailing spacing, "
-             f"{args.precision}, seed {args.seed} (every w starts from the same x_T and labels); "
-             f"precision and recall: Inception pool3 features, k = 3, against {args.n} test images; "
-             f"FID against the whole test set.  Diversity: the mean pairwise distance of Inception features "
-             f"within a class (at w = 0 the label is ignored, so its \"classes\" mix all ten and it is high).  "
-             f"Seconds: wall time as the set was drawn, including other load on the machine (the speed "
-             f"measurement is bench/bench_sampling.txt).  Command: `{args.command}`", "",
-             "| w | w′ = w − 1 (Ho & Salimans) | steps | seed | FID | precision | recall | diversity | seconds |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    rows = sorted((r for r in done.values() if r["kind"] == "generated"), key=lambda r: (r["steps"], r["seed"], r["w"]))
+             "Each set: N class-balanced images, DDIM η = 0 with trailing spacing; every w of a seed starts "
+             "from the same x_T and labels.  Precision and recall: Inception pool3 features, k = 3, against N "
+             "test images; FID against the whole test set.  Diversity: the mean pairwise distance of Inception "
+             "features within a class (at w = 0 the label is ignored, so its \"classes\" mix all ten and it is "
+             "high).  dtype: the sampler's autocast dtype.  Seconds: wall time as the set was drawn, including "
+             "other load on the machine (the speed measurement is bench/bench_sampling.txt).  Real vs real: N "
+             "training images against the same test set, what a perfect model would score at that N.", "",
+             "| w | w′ = w − 1 (Ho & Salimans) | N | steps | seed | FID | precision | recall | diversity | dtype "
+             "| seconds | command |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['w']:g} | {r['w_ho_salimans']:g} | {r['steps']} | {r['seed']} | {_cell(r, 'fid')} | "
-                     f"{_cell(r, 'precision')} | {_cell(r, 'recall')} | {_cell(r, 'diversity')} | {r['seconds']:.0f} |")
-    if "real" in done:
-        r = done["real"]
-        lines.append(f"| real vs real | | | | {r['fid']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['diversity']:.3f} | |")
+        lines.append(f"| {r['w']:g} | {r['w_ho_salimans']:g} | {r['n']} | {r['steps']} | {r['seed']} | "
+                     f"{_cell(r, 'fid')} | {_cell(r, 'precision')} | {_cell(r, 'recall')} | "
+                     f"{_cell(r, 'diversity')} | {r['dtype']} | {r['seconds']:.0f} | "
+                     f"{commands.index(r['command']) + 1} |")
+    for r in sorted((r for r in done.values() if r["kind"] == "real-vs-real"), key=lambda r: r["n"]):
+        lines.append(f"| real vs real | | {r['n']} | | | {r['fid']:.3f} | {r['precision']:.3f} | "
+                     f"{r['recall']:.3f} | {r['diversity']:.3f} | | | |")
+    lines += ["", "Commands:"] + [f"{i}. `{c}`" for i, c in enumerate(commands, 1)]
     lines += ["", "Published anchors (not comparable in level, only in shape): DiT-XL/2, ImageNet 256², "
               "FID-50K 9.62 / 3.22 / 2.27 at w = 1.0 / 1.25 / 1.5, precision 0.67 → 0.76 → 0.83, recall "
               "0.67 → 0.62 → 0.57 (DiT paper, Table 2).  Ho & Salimans, ImageNet 64 (Table 1): FID 1.80 at "
-              "w = 1, best 1.55 at w = 1.1, 12.6 at w = 2 and 26.2 at w = 5.", "", "## Reading", ""]
+              "w = 1, best 1.55 at w = 1.1, 12.6 at w = 2 and 26.2 at w = 5.", "",
+              f"## Reading (N = {args.n}, {args.steps} steps, seed {args.seed})", ""]
     lines += reading(done, args)
     return "\n".join(lines) + "\n"
 
 
 def reading(done: dict, args) -> list[str]:
     """A few sentences that the numbers support, computed from them."""
-    main = {r["w"]: r for r in done.values() if r["kind"] == "generated" and r["steps"] == args.steps
-            and r["seed"] == args.seed and "fid" in r}
+    main = {r["w"]: r for r in done.values() if _in_main_series(r, args) and "fid" in r}
     if len(main) < 2:
         return ["(too few measured sets for a reading)"]
     lines = []
     spreads = [abs(main[r["w"]]["fid"] - r["fid"]) for r in done.values() if r["kind"] == "generated"
-               and r["seed"] != args.seed and r["steps"] == args.steps and "fid" in r and r["w"] in main]
+               and r["seed"] != args.seed and r["steps"] == args.steps and r["n"] == args.n and "fid" in r
+               and r["w"] in main]
     spread = max(spreads) if spreads else None
     best = min(main.values(), key=lambda r: r["fid"])
     lines.append(f"- Lowest FID {best['fid']:.2f} at w = {best['w']:g} (w′ = {best['w_ho_salimans']:g}). "
@@ -403,11 +424,13 @@ def reading(done: dict, args) -> list[str]:
         peak = max(main.values(), key=lambda r: r[key])
         lines.append(f"- {word} goes {lo:.3f} → {hi:.3f} from w = {ws[0]:g} to w = {ws[-1]:g} "
                      f"(highest {peak[key]:.3f} at w = {peak['w']:g}).")
-    if "real" in done:
-        r = done["real"]
+    real = done.get(f"real_n{args.n}")
+    if real is not None:
+        r = real
         lines.append(f"- Real images against the test set at the same N: FID {r['fid']:.2f}, precision "
                      f"{r['precision']:.3f}, recall {r['recall']:.3f}, diversity {r['diversity']:.3f}.")
-    checks = [r for r in done.values() if r["kind"] == "generated" and r["steps"] != args.steps and "fid" in r]
+    checks = [r for r in done.values() if r["kind"] == "generated" and r["steps"] != args.steps
+              and r["seed"] == args.seed and r["n"] == args.n and "fid" in r]
     for r in checks:
         if r["w"] in main:
             lines.append(f"- Steps: at w = {r['w']:g}, {r['steps']} DDIM steps score {r['fid']:.2f} against "
@@ -420,9 +443,10 @@ def plot_metrics(done: dict, args, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    main = sorted((r for r in done.values() if r["kind"] == "generated" and r["steps"] == args.steps
-                   and r["seed"] == args.seed and "fid" in r), key=lambda r: r["w"])
-    other = [r for r in done.values() if r["kind"] == "generated" and r["seed"] != args.seed and "fid" in r]
+    main = sorted((r for r in done.values() if _in_main_series(r, args) and "fid" in r), key=lambda r: r["w"])
+    other = [r for r in done.values() if r["kind"] == "generated" and r["seed"] != args.seed
+             and r["steps"] == args.steps and r["n"] == args.n and "fid" in r]
+    real = done.get(f"real_n{args.n}")
     if not main:
         return
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
@@ -430,8 +454,8 @@ def plot_metrics(done: dict, args, path: Path) -> None:
         ax.plot([r["w"] for r in main], [r[key] for r in main], "o-", label=f"seed {args.seed}")
         if other:
             ax.plot([r["w"] for r in other], [r[key] for r in other], "s", mfc="none", label="another draw")
-        if "real" in done:
-            ax.axhline(done["real"][key], ls="--", c="grey", label="real vs real")
+        if real is not None:
+            ax.axhline(real[key], ls="--", c="grey", label="real vs real")
         ax.set_xlabel("guidance scale w  (w = 1: conditional)")
         ax.set_title(key if key != "fid" else "FID (lower is better)")
         ax.grid(alpha=0.3)
@@ -448,7 +472,9 @@ def grids_side_by_side(rows: list[dict], args, path: Path) -> None:
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    main = [r for r in rows if r["steps"] == args.steps and r["seed"] == args.seed]
+    main = [r for r in rows if _in_main_series(r, args)]
+    if not main:
+        return
     cols = min(len(main), 6)
     rows_n = -(-len(main) // cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(3.2 * cols, 3.4 * rows_n), squeeze=False)

@@ -176,6 +176,40 @@ def test_quick_study_end_to_end_resumes_and_keeps_the_same_noise_for_every_w(tmp
     assert not (out / "samples" / "w4_steps3_seed0_n20" / "batch_000000.npy").exists()
 
 
+def _row(w, n, command, dtype="bf16", seed=0, fid_=30.0):
+    return dict(kind="generated", w=w, w_ho_salimans=w - 1, n=n, steps=3, seed=seed, seconds=1.0, dtype=dtype,
+                source="model.pt", command=command, fid=fid_ + w, precision=0.5, recall=0.5, diversity=1.0)
+
+
+def test_results_table_gives_each_set_the_n_dtype_and_command_it_was_drawn_with(tmp_path):
+    """Two calls into one --out, at two N and in two dtypes: every row keeps its own, the real
+    row of each N is listed, and the reading reads only this call's N."""
+    done = {"a": _row(1, 20, "python cfg.py --n 20"), "b": _row(4, 20, "python cfg.py --n 20"),
+            "c": _row(1, 40, "python cfg.py --n 40 --precision fp32", dtype="fp32", fid_=10.0),
+            "d": _row(4, 40, "python cfg.py --n 40 --precision fp32", dtype="fp32", fid_=10.0),
+            "real_n20": dict(kind="real-vs-real", n=20, fid=5.0, precision=0.9, recall=0.9, diversity=1.0),
+            "real_n40": dict(kind="real-vs-real", n=40, fid=3.0, precision=0.9, recall=0.9, diversity=1.0)}
+    args = cfg.parse_args(["--n", "20", "--steps", "3", "--out", str(tmp_path)])
+    args.source = "model.pt"
+    table = cfg.results_markdown(done, args)
+    assert "| 1 | 0 | 20 | 3 | 0 | 31.000 | 0.500 | 0.500 | 1.000 | bf16 | 1 | 1 |" in table
+    assert "| 4 | 3 | 40 | 3 | 0 | 14.000 | 0.500 | 0.500 | 1.000 | fp32 | 1 | 2 |" in table
+    assert "| real vs real | | 20 | | | 5.000 |" in table and "| real vs real | | 40 | | | 3.000 |" in table
+    assert "1. `python cfg.py --n 20`" in table and "2. `python cfg.py --n 40 --precision fp32`" in table
+    reading = table.split("## Reading")[1]
+    assert "Lowest FID 31.00 at w = 1" in reading and "FID 5.00" in reading      # N = 20's sets and floor
+
+
+def test_an_out_folder_of_another_model_is_refused(tmp_path, checkpoint_file):
+    """A set's tag does not name the model, so resuming into another model's study would skip
+    its finished sets as if they were this model's."""
+    other = dict(_row(1, 20, "python cfg.py"), source="other.pt")
+    (tmp_path / "results.json").write_text(json.dumps({"w1_steps3_seed0_n20": other}))
+    with pytest.raises(SystemExit, match="holds a study of other.pt, not model.pt"):
+        cfg.main(cfg.parse_args(["--quick", "--checkpoint", str(checkpoint_file), "--no-metrics",
+                                 "--out", str(tmp_path)]))
+
+
 def test_labels_are_class_balanced_with_one_class_per_grid_row():
     y = cfg.study_labels(1000, list(range(10)))
     assert torch.bincount(y).tolist() == [100] * 10
