@@ -278,17 +278,20 @@ def run_study(model, args, device: torch.device) -> list[dict]:
         raise SystemExit(f"--out {out} holds a study of {', '.join(sorted(others))}, not {args.source}; "
                          f"pass another --out")
     run_model = compiled(model, args)
-    reference = None
-    if not args.no_metrics:
-        inception = fid.load_inception(device=device)
-        reference = Reference(args, inception)
-        done[f"real_n{args.n}"] = dict(kind="real-vs-real", n=args.n, **reference.real)
     sets = [(w, args.steps, args.seed) for w in args.w]
     sets += [(w, args.steps, args.seed + 1) for w in args.redraw_w]
     sets += [(w, args.check_steps, args.seed) for w in args.check_w]
-    for w, steps, seed in sets:
-        tag = f"w{w:g}_steps{steps}_seed{seed}_n{args.n}"
-        if tag in done and (args.no_metrics or "fid" in done[tag]):
+    tags = [f"w{w:g}_steps{steps}_seed{seed}_n{args.n}" for w, steps, seed in sets]
+    finished = {tag for tag in tags if tag in done and (args.no_metrics or "fid" in done[tag])}
+    reference = None
+    # The real images' features take minutes on a CPU: only when a set still needs its metrics,
+    # or this N has no real-vs-real row yet (a clone's committed study redraws its tables in seconds).
+    if not args.no_metrics and (len(finished) < len(tags) or f"real_n{args.n}" not in done):
+        inception = fid.load_inception(device=device)
+        reference = Reference(args, inception)
+        done[f"real_n{args.n}"] = dict(kind="real-vs-real", n=args.n, **reference.real)
+    for (w, steps, seed), tag in zip(sets, tags):
+        if tag in finished:
             print(f"{tag}: done, skipped")
             continue
         folder, seconds = sample_set(model, tag, w, steps, seed, args, device, run_model)
