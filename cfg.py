@@ -23,7 +23,8 @@ that gradient further, to images that look more like their class (precision up) 
 variety within the class (recall and diversity down).
 
 What the study writes into --out (default report/cfg/):
-  grid_w<w>.png         a 10×10 grid for each w (one class per row; the same x_T for every w)
+  grid_w<w>_steps<S>_seed<s>_n<N>.png
+                        a 10×10 grid for each set (one class per row; the same x_T for every w)
   grids.png             every w's grid side by side
   metrics_vs_w.png      FID, precision, recall and diversity against w, real-vs-real dashed
   results.csv, .md      one row per sample set: w, w′, N, DDIM steps, seed, FID, precision,
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import time
@@ -198,6 +200,17 @@ def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, r
     `seed`, so every w sees the same noise.  Returns the folder and the seconds spent now."""
     folder = Path(args.out) / "samples" / tag
     folder.mkdir(parents=True, exist_ok=True)
+    drawn_by = folder / "drawn_by.json"       # a set in progress is finished as it was begun
+    if drawn_by.exists():
+        begun = json.loads(drawn_by.read_text())
+        if (begun["dtype"], begun["model"]) != (args.precision, args.model_id):
+            raise SystemExit(f"{folder} was begun with {begun['model']} in {begun['dtype']}; finish it "
+                             f"with those (--precision {begun['dtype']}), or delete the folder to draw it anew")
+    else:
+        tmp = folder / "drawn_by.json.tmp"
+        tmp.write_text(json.dumps(dict(dtype=args.precision, model=args.model_id, source=args.source,
+                                       command=args.command)))
+        tmp.replace(drawn_by)
     y_all = study_labels(args.n, args.classes)
     g = torch.Generator().manual_seed(seed)
     x_T_all = torch.randn(args.n, *model.shape, generator=g)                 # (N, C, H, W)
@@ -272,20 +285,21 @@ class Reference:
 def run_study(model, args, device: torch.device) -> list[dict]:
     out = Path(args.out)
     results_file = out / "results.json"
-    done = json.loads(results_file.read_text()) if results_file.exists() else {}
-    others = {r["source"] for r in done.values() if r["kind"] == "generated"} - {args.source}
+    done = read_results(results_file)
+    others = {r["model"] for r in done.values() if r["kind"] == "generated"} - {args.model_id, NOT_RECORDED}
     if others:        # a set's tag does not name the model: resuming would mix two models' sets
-        raise SystemExit(f"--out {out} holds a study of {', '.join(sorted(others))}, not {args.source}; "
+        raise SystemExit(f"--out {out} holds a study of {', '.join(sorted(others))}, not {args.model_id}; "
                          f"pass another --out")
     run_model = compiled(model, args)
     sets = [(w, args.steps, args.seed) for w in args.w]
     sets += [(w, args.steps, args.seed + 1) for w in args.redraw_w]
     sets += [(w, args.check_steps, args.seed) for w in args.check_w]
+    sets = list(dict.fromkeys(sets))                 # a set named twice (e.g. --check-w at --steps) once
     tags = [f"w{w:g}_steps{steps}_seed{seed}_n{args.n}" for w, steps, seed in sets]
     finished = {tag for tag in tags if tag in done and (args.no_metrics or "fid" in done[tag])}
     reference = None
     # The real images' features take minutes on a CPU: only when a set still needs its metrics,
-    # or this N has no real-vs-real row yet (a clone's committed study redraws its tables in seconds).
+    # or this N has no real-vs-real row yet, so a finished study redraws its tables in seconds.
     if not args.no_metrics and (len(finished) < len(tags) or f"real_n{args.n}" not in done):
         inception = fid.load_inception(device=device)
         reference = Reference(args, inception)
@@ -297,9 +311,9 @@ def run_study(model, args, device: torch.device) -> list[dict]:
         folder, seconds = sample_set(model, tag, w, steps, seed, args, device, run_model)
         row = dict(kind="generated", w=w, w_ho_salimans=w - 1, n=args.n, steps=steps, seed=seed,
                    seconds=round(seconds + done.get(tag, {}).get("seconds", 0), 1),
-                   dtype=args.precision, source=args.source, command=args.command)
+                   **json.loads((folder / "drawn_by.json").read_text()))      # dtype, model, source, command
         images = load_set(folder)
-        landscapes.save_image_grid(images[:100], out / f"grid_w{w:g}{_suffix(steps, seed, args)}.png",
+        landscapes.save_image_grid(images[:100], out / f"grid_{tag}.png",
                                    nrow=10, row_labels=_row_names(model, args),
                                    title=f"w = {w:g} (Ho & Salimans w′ = {w - 1:g}), DDIM {steps} steps")
         if reference is not None:
@@ -323,10 +337,6 @@ def compiled(model, args):
     return model
 
 
-def _suffix(steps: int, seed: int, args) -> str:
-    return ("" if steps == args.steps else f"_steps{steps}") + ("" if seed == args.seed else f"_seed{seed}")
-
-
 def _row_names(model, args) -> list[str]:
     return [model.class_names[c] for c in study_labels(100, args.classes)[::10].tolist()]
 
@@ -342,6 +352,30 @@ def _row_text(row: dict) -> str:
 
 COLUMNS = ["w", "w_ho_salimans", "n", "steps", "seed", "fid", "precision", "recall", "diversity", "seconds",
            "dtype", "command"]
+
+
+NOT_RECORDED = "not recorded"
+
+
+def read_results(path: Path) -> dict:
+    """results.json, {tag: row}, or {} before the first set.  Files of an older cfg.py, without a
+    set's dtype, model and command or with one real-vs-real row, are read with those fields
+    "not recorded" and the row as real_n<N>."""
+    done = json.loads(path.read_text()) if path.exists() else {}
+    if "real" in done:
+        real = done.pop("real")
+        done.setdefault(f"real_n{real['n']}", real)
+    for row in done.values():
+        if row["kind"] == "generated":
+            for key in ("dtype", "model", "source", "command"):
+                row.setdefault(key, NOT_RECORDED)
+    return done
+
+
+def _title(done: dict, args) -> str:
+    """The model(s) whose sets the results hold, else this call's."""
+    sources = sorted({r["source"] for r in done.values() if r["kind"] == "generated"} - {NOT_RECORDED})
+    return ", ".join(sources) or args.source
 
 
 def _write_results(done: dict, args) -> None:
@@ -377,7 +411,7 @@ def results_markdown(done: dict, args) -> str:
     rows = sorted((r for r in done.values() if r["kind"] == "generated"),
                   key=lambda r: (r["n"], r["steps"], r["seed"], r["w"]))
     commands = list(dict.fromkeys(r["command"] for r in rows))           # in the table's order
-    lines = [f"# Guidance scale study: {args.source}", "",
+    lines = [f"# Guidance scale study: {_title(done, args)}", "",
              "Each set: N class-balanced images, DDIM η = 0 with trailing spacing; every w of a seed starts "
              "from the same x_T and labels.  Precision and recall: Inception pool3 features, k = 3, against N "
              "test images; FID against the whole test set.  Diversity: the mean pairwise distance of Inception "
@@ -427,9 +461,8 @@ def reading(done: dict, args) -> list[str]:
         peak = max(main.values(), key=lambda r: r[key])
         lines.append(f"- {word} goes {lo:.3f} → {hi:.3f} from w = {ws[0]:g} to w = {ws[-1]:g} "
                      f"(highest {peak[key]:.3f} at w = {peak['w']:g}).")
-    real = done.get(f"real_n{args.n}")
-    if real is not None:
-        r = real
+    r = done.get(f"real_n{args.n}")
+    if r is not None:
         lines.append(f"- Real images against the test set at the same N: FID {r['fid']:.2f}, precision "
                      f"{r['precision']:.3f}, recall {r['recall']:.3f}, diversity {r['diversity']:.3f}.")
     checks = [r for r in done.values() if r["kind"] == "generated" and r["steps"] != args.steps
@@ -463,7 +496,7 @@ def plot_metrics(done: dict, args, path: Path) -> None:
         ax.set_title(key if key != "fid" else "FID (lower is better)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Guidance scale study, N = {args.n}, DDIM {args.steps} steps: {args.source}")
+    fig.suptitle(f"Guidance scale study, N = {args.n}, DDIM {args.steps} steps: {_title(done, args)}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -484,7 +517,7 @@ def grids_side_by_side(rows: list[dict], args, path: Path) -> None:
     for ax in axes.flat:
         ax.axis("off")
     for ax, r in zip(axes.flat, main):
-        grid = Path(args.out) / f"grid_w{r['w']:g}.png"
+        grid = Path(args.out) / f"grid_w{r['w']:g}_steps{r['steps']}_seed{r['seed']}_n{r['n']}.png"
         if grid.exists():
             ax.imshow(np.asarray(Image.open(grid)))
         ax.set_title(f"w = {r['w']:g}" + (f"   FID {r['fid']:.1f}" if "fid" in r else ""), fontsize=10)
@@ -498,6 +531,15 @@ def grids_side_by_side(rows: list[dict], args, path: Path) -> None:
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
+def file_sha256(path) -> str:
+    """The checkpoint's content hash: two runs' files share a name (checkpoint.pt), not a hash."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     if device.type == "cpu":
@@ -505,6 +547,7 @@ def main(args: argparse.Namespace) -> None:
     args.precision = resolve_precision(args.precision, device)
     model = load_sampling_model(args.checkpoint, args.model, device)
     args.source = args.model or Path(args.checkpoint).name
+    args.model_id = args.model or f"{args.source} sha256:{file_sha256(args.checkpoint)[:12]}"
     for w in args.w + args.redraw_w + args.check_w:
         try:
             check_guidance(model, w)
@@ -525,11 +568,10 @@ def main(args: argparse.Namespace) -> None:
     if args.tables_only:
         if not (Path(args.out) / "results.json").is_file():
             raise SystemExit(f"--tables-only: no {args.out}/results.json yet; run the study first")
-        done = json.loads((Path(args.out) / "results.json").read_text())
-        _write_results(done, args)
+        _write_results(read_results(Path(args.out) / "results.json"), args)
     else:
         run_study(model, args, device)
-    print(f"wrote {args.out}/results.md, results.csv, metrics_vs_w.png, grids.png and grid_w*.png")
+    print(f"wrote {args.out}/results.md, results.csv, metrics_vs_w.png, grids.png and grid_<set>.png")
     print((Path(args.out) / "results.md").read_text().split("## Reading")[-1].strip())
 
 

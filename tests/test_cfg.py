@@ -153,7 +153,8 @@ def test_quick_study_end_to_end_resumes_and_keeps_the_same_noise_for_every_w(tmp
     for r in rows:
         assert float(r["w_ho_salimans"]) == float(r["w"]) - 1
         assert 0 <= float(r["precision"]) <= 1 and 0 <= float(r["recall"]) <= 1 and float(r["fid"]) > 0
-    for name in ("results.md", "metrics_vs_w.png", "grids.png", "grid_w0.png", "grid_w4.png", "grid_w4_seed1.png"):
+    for name in ("results.md", "metrics_vs_w.png", "grids.png", "grid_w0_steps3_seed0_n20.png",
+                 "grid_w4_steps3_seed0_n20.png", "grid_w4_steps3_seed1_n20.png", "grid_w1_steps6_seed0_n20.png"):
         assert (out / name).exists(), name
     # The same x_T for every w: a model whose ε̂ ignores the label gives identical sets.
     sets = {tag: cfg.load_set(out / "samples" / tag) for tag in ("w0_steps3_seed0_n20", "w4_steps3_seed0_n20")}
@@ -207,11 +208,45 @@ def test_results_table_gives_each_set_the_n_dtype_and_command_it_was_drawn_with(
 def test_an_out_folder_of_another_model_is_refused(tmp_path, checkpoint_file):
     """A set's tag does not name the model, so resuming into another model's study would skip
     its finished sets as if they were this model's."""
-    other = dict(_row(1, 20, "python cfg.py"), source="other.pt")
+    other = dict(_row(1, 20, "python cfg.py"), source="other.pt", model="other.pt sha256:0123456789ab")
     (tmp_path / "results.json").write_text(json.dumps({"w1_steps3_seed0_n20": other}))
-    with pytest.raises(SystemExit, match="holds a study of other.pt, not model.pt"):
+    with pytest.raises(SystemExit, match="holds a study of other.pt sha256:0123456789ab, not model.pt sha256:"):
         cfg.main(cfg.parse_args(["--quick", "--checkpoint", str(checkpoint_file), "--no-metrics",
                                  "--out", str(tmp_path)]))
+
+
+def test_a_set_keeps_the_dtype_and_command_it_was_begun_with(tmp_path, checkpoint_file, real_folder, monkeypatch):
+    """Drawn without metrics by one call and measured by another, a set keeps the first call's
+    command; a set in progress cannot be finished in another dtype."""
+    import fid
+
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: ColourStats())
+    out = tmp_path / "study"
+    argv = ["--quick", "--checkpoint", str(checkpoint_file), "--data", str(real_folder), "--image-size", "8",
+            "--out", str(out), "--precision", "fp32"]
+    cfg.main(cfg.parse_args(argv + ["--no-metrics"]))
+    cfg.main(cfg.parse_args(argv))
+    rows = json.loads((out / "results.json").read_text())
+    first = "python cfg.py " + " ".join(argv + ["--no-metrics"])
+    assert {r["command"] for r in rows.values() if r["kind"] == "generated"} == {first}
+    assert all("fid" in r for r in rows.values())
+    del rows["w4_steps3_seed0_n20"]
+    (out / "results.json").write_text(json.dumps(rows))
+    (out / "samples" / "w4_steps3_seed0_n20" / "batch_000010.npy").unlink()
+    with pytest.raises(SystemExit, match="begun with .* in fp32; finish it with those"):
+        cfg.main(cfg.parse_args(argv[:-1] + ["bf16"]))
+
+
+def test_results_of_an_older_cfg_py_are_read_with_what_they_lack_not_recorded(tmp_path):
+    old = {k: v for k, v in _row(1, 20, "x").items() if k not in ("dtype", "model", "source", "command")}
+    real = dict(kind="real-vs-real", n=20, fid=5.0, precision=0.9, recall=0.9, diversity=1.0)
+    (tmp_path / "results.json").write_text(json.dumps({"w1_steps3_seed0_n20": old, "real": real}))
+    done = cfg.read_results(tmp_path / "results.json")
+    assert set(done) == {"w1_steps3_seed0_n20", "real_n20"}
+    assert done["w1_steps3_seed0_n20"]["command"] == "not recorded"
+    args = cfg.parse_args(["--n", "20", "--steps", "3", "--out", str(tmp_path)])
+    args.source = "model.pt"
+    assert "| real vs real | | 20 |" in cfg.results_markdown(done, args)
 
 
 def test_labels_are_class_balanced_with_one_class_per_grid_row():
