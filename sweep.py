@@ -34,6 +34,9 @@ What it writes into --out (default report/sweep/):
   fid_vs_gflops.png           FID against training compute, every arm (the paper's Fig. 8 view)
   loss_<axis>.png             each axis's smoothed loss curves overlaid
   grids_<axis>.png            the axis's arms' 10×10 grids side by side (grids_T_ddpm.png: DDPM)
+  results.json                every arm measured into this --out, keyed by arm, budget, N and
+                              steps, with the precision, machine and command of each; the tables
+                              show the arms of the call's own budget, N and steps
 Every arm trains through train_one_epoch.py in runs/sweep/<arm>/ (open it with
 `python ddim_x0_grid.py --checkpoint runs/sweep/<arm>/checkpoint.pt`).  A finished arm is
 skipped, an interrupted one resumes from its checkpoint (--resume), so the sweep spans sittings.
@@ -186,7 +189,7 @@ def main(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     done_file = out / "results.json"
-    done = json.loads(done_file.read_text()) if done_file.exists() else {}
+    done = read_results(done_file)
     if args.tables_only:
         if not done:
             raise SystemExit(f"--tables-only: no {done_file} yet; run the sweep first")
@@ -197,20 +200,23 @@ def main(args: argparse.Namespace) -> None:
     print(f"sweep: {len(arms)} arms × {args.budget_images:,} images each, N = {args.n} for FID, DDIM {args.steps} "
           f"steps; {device}, {args.precision}, {torch.backends.cpu.get_cpu_capability()} CPU")
     reference = None
+    machine = (f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+               else f"cpu ({torch.backends.cpu.get_cpu_capability()})")
     for arm in arms:
-        key = f"{arm['name']}-b{args.budget_images}-n{args.n}-s{args.steps}"
+        key = f"{arm['name']}{_suffix(args)}"
         if key in done:
             print(f"{arm['name']}: measured, skipped")
             continue
         metrics = train_arm(arm, args)
         if reference is None and not args.no_metrics:
             reference = cfg.Reference(args, fid.load_inception(device=device))
-            done["real"] = dict(n=args.n, **reference.real)
+            done[f"real_n{args.n}"] = dict(n=args.n, **reference.real)
         start = time.perf_counter()
         measured = evaluate_arm(arm, args, device, reference)
         done[key] = dict(row=arm_row(arm, metrics, measured, args), axes=sorted(arm["axes"]),
                          loss_curve=measured.pop("loss_curve"), grids={k: v for k, v in measured.items() if k.startswith("grid")},
-                         eval_s=time.perf_counter() - start)
+                         eval_s=time.perf_counter() - start, precision=args.precision, machine=machine,
+                         command=args.command)
         tmp = done_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(done))
         tmp.replace(done_file)                            # after every arm: nothing is lost
@@ -227,19 +233,44 @@ COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "fid", "precis
            "tokens", "gflops", "train_pflops", "images", "images_per_s", "smoothed_loss", "train_s"]
 
 
-def _entries(done: dict) -> list[dict]:
-    return [v for k, v in done.items() if k != "real"]
+NOT_RECORDED = "not recorded"
+
+
+def _suffix(args) -> str:
+    """What an arm's key adds to its name: the budget, N and steps it was measured at."""
+    return f"-b{args.budget_images}-n{args.n}-s{args.steps}"
+
+
+def read_results(path: Path) -> dict:
+    """results.json: {arm key: entry, real_n<N>: the floor}, {} before the first arm.  A file of an
+    older sweep.py (one "real" row; entries without precision, machine and command) is read with
+    the row as real_n<N> and those fields "not recorded"."""
+    done = json.loads(path.read_text()) if path.exists() else {}
+    if "real" in done:
+        real = done.pop("real")
+        done.setdefault(f"real_n{real['n']}", real)
+    for key, entry in done.items():
+        if not key.startswith("real_n"):
+            for field in ("precision", "machine", "command"):
+                entry.setdefault(field, NOT_RECORDED)
+    return done
+
+
+def _entries(done: dict, args) -> list[dict]:
+    """The arms measured at this call's budget, N and steps: one sweep, whatever else results.json
+    holds (a sweep at another budget may share the --out)."""
+    return [v for k, v in done.items() if k.endswith(_suffix(args))]
 
 
 def write_outputs(done: dict, args) -> None:
     out = Path(args.out)
-    entries = _entries(done)
+    entries = _entries(done, args)
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, COLUMNS)
         w.writeheader()
         w.writerows(e["row"] for e in entries)
     (out / "results.md").write_text(results_markdown(done, args))
-    plot_fid_vs_knob(done, out / "fid_vs_knob.png")
+    plot_fid_vs_knob(done, args, out / "fid_vs_knob.png")
     plot_fid_vs_gflops(entries, out / "fid_vs_gflops.png")
     for axis in AXES:
         members = sorted((e for e in entries if axis in e["axes"]), key=lambda e: e["row"][axis])
@@ -250,8 +281,8 @@ def write_outputs(done: dict, args) -> None:
                 grids_side_by_side(members, axis, "grid_ddpm", out / "grids_T_ddpm.png", args)
 
 
-def seed_spread(done: dict):
-    base = [e["row"]["fid"] for e in _entries(done) if e["row"]["axes"] in ("seed",) or len(e["axes"]) == len(AXES)]
+def seed_spread(done: dict, args):
+    base = [e["row"]["fid"] for e in _entries(done, args) if e["row"]["axes"] in ("seed",) or len(e["axes"]) == len(AXES)]
     base = [f for f in base if f is not None]
     return abs(base[0] - base[1]) if len(base) == 2 else None
 
@@ -261,14 +292,20 @@ def _fmt(v, spec=".2f"):
 
 
 def results_markdown(done: dict, args) -> str:
-    entries = _entries(done)
-    real = done.get("real", {})
+    entries = _entries(done, args)
+    real = done.get(f"real_n{args.n}", {})
+    ran = ", ".join(dict.fromkeys(f"{e['precision']} on {e['machine']}" for e in entries)) or "–"
+    commands = list(dict.fromkeys(e["command"] for e in entries))
+    others = sorted({k[k.index("-b"):] for k in done if not k.startswith("real_n")} - {_suffix(args)})
     lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {WIDTH}, 32 px)", "",
              f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, lr {args.lr:g}, "
              f"gradient clipping {args.grad_clip:g}, seed {args.seed}, "
              f"the same data order); FID of N = {args.n} class-balanced samples (DDIM {args.steps} steps, η = 0, "
              f"trailing) against the test set; real-vs-real floor at that N: {_fmt(real.get('fid'))}.  "
-             f"{args.precision}, CPU capability {torch.backends.cpu.get_cpu_capability()}.  Command: `{args.command}`", "",
+             f"Trained and measured in {ran}.  Command{'s' * (len(commands) > 1)}: "
+             + "; ".join(f"`{c}`" for c in commands) + "."
+             + (f"  results.json also holds arms measured at {', '.join(others)} (-b<budget>-n<N>-s<steps>): "
+                f"rerun with those flags and --tables-only to see them." if others else ""), "",
              "| arm | axis | FID | precision | recall | params | tokens | GFLOPs | train PFLOPs | images/s | loss | train s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for e in entries:
@@ -277,16 +314,16 @@ def results_markdown(done: dict, args) -> str:
                      f"{_fmt(r['recall'], '.3f')} | {r['parameters'] or 0:,} | {r['tokens']} | {r['gflops']:.3f} | "
                      f"{r['train_pflops']:.2f} | {_fmt(r['images_per_s'], '.1f')} | {_fmt(r['smoothed_loss'], '.4f')} | "
                      f"{_fmt(r['train_s'], '.0f')} |")
-    lines += ["", "## Reading", ""] + reading(done)
+    lines += ["", "## Reading", ""] + reading(done, args)
     return "\n".join(lines) + "\n"
 
 
-def reading(done: dict) -> list[str]:
-    spread = seed_spread(done)
+def reading(done: dict, args) -> list[str]:
+    spread = seed_spread(done, args)
     lines = [f"- Seed-to-seed spread of the base arm: {_fmt(spread)} FID." if spread is not None
              else "- The base arm's second seed is not measured yet: the spread is unknown."]
     for axis in AXES:
-        members = sorted((e["row"] for e in _entries(done) if axis in e["axes"] and e["row"]["fid"] is not None),
+        members = sorted((e["row"] for e in _entries(done, args) if axis in e["axes"] and e["row"]["fid"] is not None),
                          key=lambda r: r[axis])
         if len(members) < 2:
             continue
@@ -295,7 +332,7 @@ def reading(done: dict) -> list[str]:
         verdict = ("beyond" if spread is not None and gap > spread else "within" if spread is not None else "against an unknown")
         lines.append(f"- {axis}: " + ", ".join(f"{r[axis]} → {r['fid']:.2f}" for r in members) +
                      f"; best {axis} = {best[axis]}, {gap:.2f} FID from the worst, {verdict} the seed spread.")
-    rows = [e["row"] for e in _entries(done) if e["row"]["fid"] is not None]
+    rows = [e["row"] for e in _entries(done, args) if e["row"]["fid"] is not None]
     if len({r["gflops"] for r in rows}) > 2:      # the paper's Fig. 8 reading: FID against model GFLOPs
         r = np.corrcoef(np.log10([r["gflops"] for r in rows]), [r["fid"] for r in rows])[0, 1]
         lines.append(f"- FID against log forward GFLOPs over the {len(rows)} arms: Pearson r = {r:.2f} "
@@ -310,13 +347,14 @@ def _plt():
     return plt
 
 
-def plot_fid_vs_knob(done: dict, path: Path) -> None:
+def plot_fid_vs_knob(done: dict, args, path: Path) -> None:
     plt = _plt()
-    spread = seed_spread(done)
-    twins = [e["row"] for e in _entries(done) if not e["axes"] and e["row"]["fid"] is not None]   # base, seed + 1
+    spread = seed_spread(done, args)
+    real = done.get(f"real_n{args.n}")
+    twins = [e["row"] for e in _entries(done, args) if not e["axes"] and e["row"]["fid"] is not None]   # base, seed + 1
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     for ax, axis in zip(axes, AXES):
-        rows = sorted((e["row"] for e in _entries(done) if axis in e["axes"] and e["row"]["fid"] is not None),
+        rows = sorted((e["row"] for e in _entries(done, args) if axis in e["axes"] and e["row"]["fid"] is not None),
                       key=lambda r: r[axis])
         if rows:
             values = [r[axis] for r in rows]
@@ -330,8 +368,8 @@ def plot_fid_vs_knob(done: dict, path: Path) -> None:
                 ax.set_xscale("log", base=2)
             ax.set_xticks(values, [str(v) for v in values])
             ax.minorticks_off()
-        if "real" in done:
-            ax.axhline(done["real"]["fid"], ls="--", c="grey", label=f"real vs real, N = {done['real']['n']}")
+        if real is not None:
+            ax.axhline(real["fid"], ls="--", c="grey", label=f"real vs real, N = {real['n']}")
         ax.set(xlabel=axis, ylabel="FID", title=f"FID against {axis}", ylim=(0, None))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)

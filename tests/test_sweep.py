@@ -69,6 +69,17 @@ def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
     (out / "results.md").unlink()
     sweep.main(sweep.parse_args(argv + ["--tables-only"]))           # the tables again, from results.json
     assert (out / "results.md").read_text() == table
+    # A sweep at another budget shares the --out: each call's tables hold its own arms only.
+    bigger = {k.replace("-b256-", "-b512-"): dict(v, row=dict(v["row"], fid=999.0), command="python sweep.py --big")
+              for k, v in before.items() if not k.startswith("real_n")}
+    (out / "results.json").write_text(json.dumps({**before, **bigger}))
+    sweep.main(sweep.parse_args(argv + ["--tables-only"]))
+    mixed = (out / "results.md").read_text()
+    assert "999.00" not in mixed and "--big" not in mixed and "-b512-n20-s3" in mixed
+    table_rows = lambda text: [line for line in text.splitlines() if line.startswith("| ")]
+    assert table_rows(mixed) == table_rows(table)
+    assert all(e["precision"] in ("fp32", "bf16") and e["command"].startswith("python sweep.py --quick")
+               for k, e in before.items() if not k.startswith("real_n"))
 
 
 def test_tables_only_without_results_is_a_one_line_error(tmp_path):
