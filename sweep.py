@@ -34,6 +34,7 @@ What it writes into --out (default report/sweep/):
   fid_vs_gflops.png           FID against training compute, every arm (the paper's Fig. 8 view)
   loss_<axis>.png             each axis's smoothed loss curves overlaid
   grids_<axis>.png            the axis's arms' 10×10 grids side by side (grids_T_ddpm.png: DDPM)
+  grids/<arm>-b<budget>-n<N>-s<steps>.png    each arm's own grid (…_ddpm.png: its DDPM grid)
   results.json                every arm measured into this --out, keyed by arm, budget, N and
                               steps, with the precision, machine and command of each; the tables
                               show the arms of the call's own budget, N and steps
@@ -113,7 +114,12 @@ def train_arm(arm: dict, args) -> dict:
     """Train (or resume, or skip) one arm; returns its metrics.json."""
     folder = Path(args.runs) / arm["name"]
     metrics = folder / "metrics.json"
-    if metrics.exists() and json.loads(metrics.read_text()).get("steps", 0) >= args.budget_images // args.batch_size:
+    steps = args.budget_images // args.batch_size
+    trained = json.loads(metrics.read_text()).get("steps", 0) if metrics.exists() else 0
+    if trained > steps:          # a longer run's model would be measured as this budget's
+        raise SystemExit(f"{folder} holds {trained} steps, more than --budget-images {args.budget_images} "
+                         f"allows ({steps}); pass another --runs")
+    if trained == steps:
         print(f"{arm['name']}: trained, skipped")
         return json.loads(metrics.read_text())
     cmd = train_command(arm, args)
@@ -139,9 +145,10 @@ def evaluate_arm(arm: dict, args, device, reference) -> dict:
                         for y, x in landscapes.progress_iter(list(zip(y_all.split(args.eval_batch), x_T_all.split(args.eval_batch))),
                                                              f"{arm['name']}: sampling", "batch")])
     row_labels = [model.class_names[c] for c in y_all[:100:10].tolist()]
-    landscapes.save_image_grid(images[:100], Path(args.out) / "grids" / f"{arm['name']}.png", nrow=10,
+    name = f"{arm['name']}{_suffix(args)}"             # a sweep at another budget keeps its own
+    landscapes.save_image_grid(images[:100], Path(args.out) / "grids" / f"{name}.png", nrow=10,
                                row_labels=row_labels, title=f"{arm['name']}: DDIM {args.steps} steps")
-    found = dict(grid=f"grids/{arm['name']}.png")
+    found = dict(grid=f"grids/{name}.png")
     if "T" in arm["axes"]:                      # ancestral DDPM over all T steps: DDIM with η = 1
         g = torch.Generator(device).manual_seed(1234)
         x_T, y = x_T_all[:100].to(device), y_all[:100].to(device)       # the grid's 100 (fewer with --quick)
@@ -153,9 +160,9 @@ def evaluate_arm(arm: dict, args, device, reference) -> dict:
             for _, _, x0 in steps:              # the last x̂0 is the sample
                 bar.update()
         bar.close()
-        landscapes.save_image_grid(x0.float().cpu(), Path(args.out) / "grids" / f"{arm['name']}_ddpm.png", nrow=10,
+        landscapes.save_image_grid(x0.float().cpu(), Path(args.out) / "grids" / f"{name}_ddpm.png", nrow=10,
                                    row_labels=row_labels, title=f"{arm['name']}: DDPM, all {T} steps")
-        found["grid_ddpm"] = f"grids/{arm['name']}_ddpm.png"
+        found["grid_ddpm"] = f"grids/{name}_ddpm.png"
     if reference is not None:
         feats = fid.inception_features(images, reference.inception)
         found.update({k: v for k, v in reference.measure(feats, y_all.numpy()).items() if k in ("fid", "precision", "recall")})
@@ -296,7 +303,7 @@ def results_markdown(done: dict, args) -> str:
     real = done.get(f"real_n{args.n}", {})
     ran = ", ".join(dict.fromkeys(f"{e['precision']} on {e['machine']}" for e in entries)) or "–"
     commands = list(dict.fromkeys(e["command"] for e in entries))
-    others = sorted({k[k.index("-b"):] for k in done if not k.startswith("real_n")} - {_suffix(args)})
+    others = sorted({k[k.rindex("-b"):] for k in done if not k.startswith("real_n")} - {_suffix(args)})
     lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {WIDTH}, 32 px)", "",
              f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, lr {args.lr:g}, "
              f"gradient clipping {args.grad_clip:g}, seed {args.seed}, "

@@ -82,6 +82,15 @@ def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
                for k, e in before.items() if not k.startswith("real_n"))
 
 
+def test_a_run_longer_than_the_budget_is_refused_not_measured_as_it(tmp_path):
+    args = sweep.parse_args(["--quick", "--runs", str(tmp_path)])
+    arm = sweep.plan_arms(args)[0]
+    (tmp_path / arm["name"]).mkdir()
+    (tmp_path / arm["name"] / "metrics.json").write_text(json.dumps(dict(steps=args.budget_images // args.batch_size + 1)))
+    with pytest.raises(SystemExit, match="more than --budget-images 256 allows"):
+        sweep.train_arm(arm, args)
+
+
 def test_tables_only_without_results_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="run the sweep first"):
         sweep.main(sweep.parse_args(["--tables-only", "--out", str(tmp_path)]))
