@@ -3,8 +3,8 @@ DiT blocks (depth), attention heads and patch size, each varied alone around one
 
     python sweep.py                               # the default sweep (98 min on 2 bf16 CPU cores)
     python sweep.py --T 100 1000 --patch 4 8      # any values per axis; an axis left out is not run
-    python sweep.py --quick                       # a tiny version end to end (the tests run it)
-    python sweep.py --budget-images 2000000 --device cuda   # the same sweep at scale on a GPU
+    python sweep.py --quick                       # a tiny version end to end, into runs/sweep_quick/
+    python sweep.py --budget-images 2000000 --device cuda   # at scale on a GPU, into report/sweep_b2000000/
 
 The base is DiT-Ti/4 at 32 px (width 256, depth 6, 4 heads, patch 4, T = 1000, linear β): the
 smallest config whose patch-2 and depth-8 arms still fit a 2-core CPU, so that every arm can
@@ -38,9 +38,11 @@ What it writes into --out (default report/sweep/):
   results.json                every arm measured into this --out, keyed by arm, budget, N and
                               steps, with the precision, machine and command of each; the tables
                               show the arms of the call's own budget, N and steps
-Every arm trains through train_one_epoch.py in runs/sweep/<arm>/ (open it with
-`python ddim_x0_grid.py --checkpoint runs/sweep/<arm>/checkpoint.pt`).  A finished arm is
-skipped, an interrupted one resumes from its checkpoint (--resume), so the sweep spans sittings.
+Every arm trains through train_one_epoch.py in runs/sweep/<arm>/ (runs/sweep_b<budget>/<arm>/ at
+another budget; open it with `python ddim_x0_grid.py --checkpoint runs/sweep/<arm>/checkpoint.pt`).
+A finished arm is skipped, an interrupted one resumes from its checkpoint (--resume), so the
+sweep spans sittings; an --out whose arms were trained with other flags (lr, batch, clipping,
+seed, data) is refused, since an arm's key does not name them.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from dit import TrainedDiT, autocast, ddim_sample, keep_freed_memory, pick_devic
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
 WIDTH = 256
+DEFAULT_BUDGET = 60_000                                   # training images per arm (--budget-images)
 AXES = ("T", "depth", "heads", "patch")
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
@@ -116,6 +119,8 @@ def train_arm(arm: dict, args) -> dict:
     metrics = folder / "metrics.json"
     steps = args.budget_images // args.batch_size
     trained = json.loads(metrics.read_text()).get("steps", 0) if metrics.exists() else 0
+    if (folder / "checkpoint.pt").exists():      # the model measured is the checkpoint's
+        trained = max(trained, read_checkpoint(folder / "checkpoint.pt", mmap=True)["step"])
     if trained > steps:          # a longer run's model would be measured as this budget's
         raise SystemExit(f"{folder} holds {trained} steps, more than --budget-images {args.budget_images} "
                          f"allows ({steps}); pass another --runs")
@@ -197,9 +202,17 @@ def main(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     done_file = out / "results.json"
     done = read_results(done_file)
+    mixed = {json.dumps(e["recipe"]) for e in _entries(done, args) if e["recipe"] != NOT_RECORDED} - {json.dumps(recipe(args))}
+    if mixed:                 # an arm's key does not name the recipe: skipping would mislabel it
+        raise SystemExit(f"{done_file} holds arms trained with {', '.join(sorted(mixed))}, not {json.dumps(recipe(args))}; "
+                         f"pass another --out (and --runs)")
     if args.tables_only:
         if not done:
             raise SystemExit(f"--tables-only: no {done_file} yet; run the sweep first")
+        if not _entries(done, args):
+            held = sorted({k[k.rindex("-b"):] for k in done if not k.startswith("real_n")})
+            raise SystemExit(f"--tables-only: {done_file} holds no arm at {_suffix(args)}, only at {', '.join(held)} "
+                             f"(-b<budget>-n<N>-s<steps>): pass those flags")
         write_outputs(done, args)
         print((out / "results.md").read_text().split("## Reading")[-1].strip())
         return
@@ -223,7 +236,7 @@ def main(args: argparse.Namespace) -> None:
         done[key] = dict(row=arm_row(arm, metrics, measured, args), axes=sorted(arm["axes"]),
                          loss_curve=measured.pop("loss_curve"), grids={k: v for k, v in measured.items() if k.startswith("grid")},
                          eval_s=time.perf_counter() - start, precision=args.precision, machine=machine,
-                         command=args.command)
+                         command=args.command, recipe=recipe(args))
         tmp = done_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(done))
         tmp.replace(done_file)                            # after every arm: nothing is lost
@@ -243,6 +256,12 @@ COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "fid", "precis
 NOT_RECORDED = "not recorded"
 
 
+def recipe(args) -> dict:
+    """The training flags every arm shares that its key leaves out."""
+    return dict(batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip, seed=args.seed,
+                data=args.data, image_size=args.image_size)
+
+
 def _suffix(args) -> str:
     """What an arm's key adds to its name: the budget, N and steps it was measured at."""
     return f"-b{args.budget_images}-n{args.n}-s{args.steps}"
@@ -258,7 +277,7 @@ def read_results(path: Path) -> dict:
         done.setdefault(f"real_n{real['n']}", real)
     for key, entry in done.items():
         if not key.startswith("real_n"):
-            for field in ("precision", "machine", "command"):
+            for field in ("precision", "machine", "command", "recipe"):
                 entry.setdefault(field, NOT_RECORDED)
     return done
 
@@ -455,7 +474,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--depth", type=int, nargs="*", default=[4, 6, 8], help="DiT blocks")
     ap.add_argument("--heads", type=int, nargs="*", default=[1, 2, 4], help="attention heads (width 256)")
     ap.add_argument("--patch", type=int, nargs="*", default=[2, 4, 8], help="patch size")
-    ap.add_argument("--budget-images", type=int, default=60_000,
+    ap.add_argument("--budget-images", type=int, default=DEFAULT_BUDGET,
                     help="training images per arm (60,000: 98 min for the ten arms on 2 bf16 CPU cores)")
     ap.add_argument("--batch-size", type=int, default=64, help="training batch (the trainer's default)")
     ap.add_argument("--lr", type=float, default=3e-4,
@@ -472,8 +491,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-metrics", action="store_true", help="grids only: no FID")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
-    ap.add_argument("--runs", default="runs/sweep", help="where the arms' run folders go")
-    ap.add_argument("--out", default="report/sweep", help="output folder")
+    ap.add_argument("--runs", default=None,
+                    help="where the arms' run folders go; None: runs/sweep (runs/sweep_b<budget> at another "
+                         "--budget-images, runs/sweep_quick with --quick)")
+    ap.add_argument("--out", default=None,
+                    help="output folder; None: report/sweep (report/sweep_b<budget> at another --budget-images, "
+                         "runs/sweep_quick/report with --quick)")
     ap.add_argument("--quick", action="store_true",
                     help="tiny end to end: T 100 1000, patch 4 8, 256 images, N 20, 3 steps")
     ap.add_argument("--tables-only", action="store_true",
@@ -485,6 +508,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.T, args.depth, args.heads, args.patch = [100, 1000], [], [], [4, 8]
         args.budget_images, args.batch_size, args.n, args.steps, args.eval_batch = 256, 32, 20, 3, 20
+    # A sweep at another budget keeps its own folders: the committed report/sweep is the default's.
+    tail = "_quick" if args.quick else "" if args.budget_images == DEFAULT_BUDGET else f"_b{args.budget_images}"
+    args.runs = args.runs or f"runs/sweep{tail}"
+    args.out = args.out or (f"runs/sweep{tail}/report" if args.quick else f"report/sweep{tail}")
     for axis in AXES:
         bad = [v for v in getattr(args, axis) if v < 1]
         if bad:

@@ -78,8 +78,21 @@ def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
     assert "999.00" not in mixed and "--big" not in mixed and "-b512-n20-s3" in mixed
     table_rows = lambda text: [line for line in text.splitlines() if line.startswith("| ")]
     assert table_rows(mixed) == table_rows(table)
+    # Another recipe at the same budget would be skipped as measured: refused.  So is a table of nothing.
+    with pytest.raises(SystemExit, match="holds arms trained with .*0.0003.*, not .*0.0001"):
+        sweep.main(sweep.parse_args(argv + ["--tables-only", "--lr", "1e-4"]))
+    with pytest.raises(SystemExit, match="holds no arm at -b640-n20-s3, only at -b256-n20-s3, -b512-n20-s3"):
+        sweep.main(sweep.parse_args(argv[1:] + ["--tables-only", "--budget-images", "640", "--batch-size", "32",
+                                                "--n", "20", "--steps", "3"]))       # --quick would set 256
     assert all(e["precision"] in ("fp32", "bf16") and e["command"].startswith("python sweep.py --quick")
                for k, e in before.items() if not k.startswith("real_n"))
+
+
+def test_a_budget_other_than_the_default_gets_its_own_folders():
+    assert (sweep.parse_args([]).out, sweep.parse_args([]).runs) == ("report/sweep", "runs/sweep")
+    big = sweep.parse_args(["--budget-images", "2000000"])
+    assert (big.out, big.runs) == ("report/sweep_b2000000", "runs/sweep_b2000000")
+    assert sweep.parse_args(["--quick"]).out == "runs/sweep_quick/report"
 
 
 def test_a_run_longer_than_the_budget_is_refused_not_measured_as_it(tmp_path):
