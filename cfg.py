@@ -194,10 +194,11 @@ def study_labels(n: int, classes: list[int], nrow: int = 10) -> torch.Tensor:
     return torch.tensor(classes)[((torch.arange(n) % (nrow * nrow)) // nrow) % len(classes)]
 
 
-def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, run_model) -> tuple[Path, float]:
+def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, run_model) -> tuple[Path, float, dict]:
     """Draw N images at scale w into <out>/samples/<tag>/batch_*.npy (uint8), batch by batch, so
     that an interrupted set continues where it stopped.  x_T comes from one generator seeded by
-    `seed`, so every w sees the same noise.  Returns the folder and the seconds spent now."""
+    `seed`, so every w sees the same noise.  Returns the folder, the seconds spent now and what the
+    set was begun with (drawn_by.json: dtype, model, source, command)."""
     folder = Path(args.out) / "samples" / tag
     folder.mkdir(parents=True, exist_ok=True)
     drawn_by = folder / "drawn_by.json"       # a set in progress is finished as it was begun
@@ -207,10 +208,8 @@ def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, r
             raise SystemExit(f"{folder} was begun with {begun['model']} in {begun['dtype']}; finish it "
                              f"with those (--precision {begun['dtype']}), or delete the folder to draw it anew")
     else:
-        tmp = folder / "drawn_by.json.tmp"
-        tmp.write_text(json.dumps(dict(dtype=args.precision, model=args.model_id, source=args.source,
-                                       command=args.command)))
-        tmp.replace(drawn_by)
+        begun = dict(dtype=args.precision, model=args.model_id, source=args.source, command=args.command)
+        landscapes.atomic_write(drawn_by, lambda tmp: tmp.write_text(json.dumps(begun)))
     y_all = study_labels(args.n, args.classes)
     g = torch.Generator().manual_seed(seed)
     x_T_all = torch.randn(args.n, *model.shape, generator=g)                 # (N, C, H, W)
@@ -228,7 +227,7 @@ def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, r
         tmp.replace(folder / f"batch_{b:06d}.npy")                     # atomic: no half batch
         bar.update(len(y))
     bar.close()
-    return folder, time.perf_counter() - start
+    return folder, time.perf_counter() - start, begun
 
 
 def load_set(folder: Path) -> torch.Tensor:
@@ -308,10 +307,10 @@ def run_study(model, args, device: torch.device) -> list[dict]:
         if tag in finished:
             print(f"{tag}: done, skipped")
             continue
-        folder, seconds = sample_set(model, tag, w, steps, seed, args, device, run_model)
+        folder, seconds, begun = sample_set(model, tag, w, steps, seed, args, device, run_model)
         row = dict(kind="generated", w=w, w_ho_salimans=w - 1, n=args.n, steps=steps, seed=seed,
                    seconds=round(seconds + done.get(tag, {}).get("seconds", 0), 1),
-                   **json.loads((folder / "drawn_by.json").read_text()))      # dtype, model, source, command
+                   **begun)                                  # the dtype, model, source and command it was begun with
         images = load_set(folder)
         landscapes.save_image_grid(images[:100], out / f"grid_{tag}.png",
                                    nrow=10, row_labels=_row_names(model, args),
@@ -380,9 +379,7 @@ def _title(done: dict, args) -> str:
 
 def _write_results(done: dict, args) -> None:
     out = Path(args.out)
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(done, indent=1))
-    tmp.replace(out / "results.json")
+    landscapes.atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(done, indent=1)))
     rows = sorted((r for r in done.values() if r["kind"] == "generated"),
                   key=lambda r: (r["n"], r["steps"], r["seed"], r["w"]))
     with open(out / "results.csv", "w", newline="") as f:

@@ -867,7 +867,7 @@ def _marker(n: int, size: int, seed: int) -> dict:
             "generator_version": GENERATOR_VERSION}
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write through a temp file and rename: a killed run never leaves a half-written file.
 
     The pid in the temp name lets two processes fill the same cache at once without
@@ -893,10 +893,10 @@ def generate_procedural(out_dir: str | Path, n: int, size: int, seed: int, progr
     for index in progress_iter(range(n), f"drawing {out_dir.name}", "img", enabled=progress):
         image, class_id = procedural_image(seed, index, size)
         path = out_dir / CLASS_NAMES[class_id] / f"{index:05d}.png"
-        _atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
+        atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
     seconds = time.perf_counter() - start
     marker = json.dumps(_marker(n, size, seed), indent=2)
-    _atomic_write(out_dir / DONE_MARKER, lambda tmp: tmp.write_text(marker))
+    atomic_write(out_dir / DONE_MARKER, lambda tmp: tmp.write_text(marker))
     print(f"drew {n} landscapes of {size}×{size} px in {seconds:.1f} s "
           f"({n / seconds:.0f} images/s, {1000 * seconds / n:.2f} ms each) into {out_dir}")
     return out_dir

@@ -210,8 +210,7 @@ def main(args: argparse.Namespace) -> None:
         if not done:
             raise SystemExit(f"--tables-only: no {done_file} yet; run the sweep first")
         if not _entries(done, args):
-            held = sorted({k[k.rindex("-b"):] for k in done if not k.startswith("real_n")})
-            raise SystemExit(f"--tables-only: {done_file} holds no arm at {_suffix(args)}, only at {', '.join(held)} "
+            raise SystemExit(f"--tables-only: {done_file} holds no arm at {_suffix(args)}, only at {', '.join(_suffixes(done))} "
                              f"(-b<budget>-n<N>-s<steps>): pass those flags")
         write_outputs(done, args)
         print((out / "results.md").read_text().split("## Reading")[-1].strip())
@@ -237,9 +236,7 @@ def main(args: argparse.Namespace) -> None:
                          loss_curve=measured.pop("loss_curve"), grids={k: v for k, v in measured.items() if k.startswith("grid")},
                          eval_s=time.perf_counter() - start, precision=args.precision, machine=machine,
                          command=args.command, recipe=recipe(args))
-        tmp = done_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(done))
-        tmp.replace(done_file)                            # after every arm: nothing is lost
+        landscapes.atomic_write(done_file, lambda tmp: tmp.write_text(json.dumps(done)))   # after every arm
         write_outputs(done, args)
     write_outputs(done, args)
     print((out / "results.md").read_text().split("## Reading")[-1].strip())
@@ -265,6 +262,11 @@ def recipe(args) -> dict:
 def _suffix(args) -> str:
     """What an arm's key adds to its name: the budget, N and steps it was measured at."""
     return f"-b{args.budget_images}-n{args.n}-s{args.steps}"
+
+
+def _suffixes(done: dict) -> list[str]:
+    """Every budget, N and steps that results.json holds arms at."""
+    return sorted({k[k.rindex("-b"):] for k in done if not k.startswith("real_n")})
 
 
 def read_results(path: Path) -> dict:
@@ -322,7 +324,7 @@ def results_markdown(done: dict, args) -> str:
     real = done.get(f"real_n{args.n}", {})
     ran = ", ".join(dict.fromkeys(f"{e['precision']} on {e['machine']}" for e in entries)) or "–"
     commands = list(dict.fromkeys(e["command"] for e in entries))
-    others = sorted({k[k.rindex("-b"):] for k in done if not k.startswith("real_n")} - {_suffix(args)})
+    others = [s for s in _suffixes(done) if s != _suffix(args)]
     lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {WIDTH}, 32 px)", "",
              f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, lr {args.lr:g}, "
              f"gradient clipping {args.grad_clip:g}, seed {args.seed}, "
