@@ -281,6 +281,11 @@ class Reference:
                     precision=precision, recall=recall, diversity=diversity(feats, labels))
 
 
+def set_tag(w: float, steps: int, seed: int, n: int) -> str:
+    """A set's name: its key in results.json, its samples folder and its grid_<tag>.png."""
+    return f"w{w:g}_steps{steps}_seed{seed}_n{n}"
+
+
 def run_study(model, args, device: torch.device) -> list[dict]:
     out = Path(args.out)
     results_file = out / "results.json"
@@ -294,7 +299,7 @@ def run_study(model, args, device: torch.device) -> list[dict]:
     sets += [(w, args.steps, args.seed + 1) for w in args.redraw_w]
     sets += [(w, args.check_steps, args.seed) for w in args.check_w]
     sets = list(dict.fromkeys(sets))                 # a set named twice (e.g. --check-w at --steps) once
-    tags = [f"w{w:g}_steps{steps}_seed{seed}_n{args.n}" for w, steps, seed in sets]
+    tags = [set_tag(w, steps, seed, args.n) for w, steps, seed in sets]
     finished = {tag for tag in tags if tag in done and (args.no_metrics or "fid" in done[tag])}
     reference = None
     # The real images' features take minutes on a CPU: only when a set still needs its metrics,
@@ -398,6 +403,12 @@ def _in_main_series(row: dict, args) -> bool:
             and row["seed"] == args.seed)
 
 
+def _other_draws(done: dict, args) -> list[dict]:
+    """Measured sets of this call's N and steps drawn from other noise: the draw-to-draw spread."""
+    return [r for r in done.values() if r["kind"] == "generated" and r["seed"] != args.seed
+            and r["steps"] == args.steps and r["n"] == args.n and "fid" in r]
+
+
 def _cell(row: dict, key: str) -> str:
     return f"{row[key]:.3f}" if key in row else "–"
 
@@ -443,9 +454,7 @@ def reading(done: dict, args) -> list[str]:
     if len(main) < 2:
         return ["(too few measured sets for a reading)"]
     lines = []
-    spreads = [abs(main[r["w"]]["fid"] - r["fid"]) for r in done.values() if r["kind"] == "generated"
-               and r["seed"] != args.seed and r["steps"] == args.steps and r["n"] == args.n and "fid" in r
-               and r["w"] in main]
+    spreads = [abs(main[r["w"]]["fid"] - r["fid"]) for r in _other_draws(done, args) if r["w"] in main]
     spread = max(spreads) if spreads else None
     best = min(main.values(), key=lambda r: r["fid"])
     lines.append(f"- Lowest FID {best['fid']:.2f} at w = {best['w']:g} (w′ = {best['w_ho_salimans']:g}). "
@@ -477,8 +486,7 @@ def plot_metrics(done: dict, args, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     main = sorted((r for r in done.values() if _in_main_series(r, args) and "fid" in r), key=lambda r: r["w"])
-    other = [r for r in done.values() if r["kind"] == "generated" and r["seed"] != args.seed
-             and r["steps"] == args.steps and r["n"] == args.n and "fid" in r]
+    other = _other_draws(done, args)
     real = done.get(f"real_n{args.n}")
     if not main:
         return
@@ -514,7 +522,7 @@ def grids_side_by_side(rows: list[dict], args, path: Path) -> None:
     for ax in axes.flat:
         ax.axis("off")
     for ax, r in zip(axes.flat, main):
-        grid = Path(args.out) / f"grid_w{r['w']:g}_steps{r['steps']}_seed{r['seed']}_n{r['n']}.png"
+        grid = Path(args.out) / f"grid_{set_tag(r['w'], r['steps'], r['seed'], r['n'])}.png"
         if grid.exists():
             ax.imshow(np.asarray(Image.open(grid)))
         ax.set_title(f"w = {r['w']:g}" + (f"   FID {r['fid']:.1f}" if "fid" in r else ""), fontsize=10)
