@@ -28,7 +28,7 @@ What the study writes into --out (default report/cfg/):
   grids.png             every w's grid side by side
   metrics_vs_w.png      FID, precision, recall and diversity against w, real-vs-real dashed
   results.csv, .md      one row per sample set: w, w′, N, DDIM steps, seed, FID, precision,
-                        recall, diversity, dtype, seconds and the command that drew it
+                        recall, diversity, dtype, seconds, and the command and machine that drew it
   explain.png           (--explain) x̂0 implied by ε̂_∅, ε̂_y and ε̃ at three t
 Samples and features are kept under <out>/samples/ (not committed), so an interrupted study
 resumes: a finished set is skipped, a set in progress continues at its next batch.
@@ -49,7 +49,8 @@ import torch
 
 import fid
 import landscapes
-from dit import autocast, ddim_sample, keep_freed_memory, load_sampling_model, pick_device, resolve_precision
+from dit import (autocast, ddim_sample, describe_machine, keep_freed_memory, load_sampling_model, pick_device,
+                 resolve_precision)
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 FULL_STUDY = [0, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10]
@@ -198,17 +199,20 @@ def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, r
     """Draw N images at scale w into <out>/samples/<tag>/batch_*.npy (uint8), batch by batch, so
     that an interrupted set continues where it stopped.  x_T comes from one generator seeded by
     `seed`, so every w sees the same noise.  Returns the folder, the seconds spent now and what the
-    set was begun with (drawn_by.json: dtype, model, source, command)."""
+    set was begun with (drawn_by.json: dtype, model, source, machine, command).  A set may be
+    finished on another machine, but not in another dtype or with another model."""
     folder = Path(args.out) / "samples" / tag
     folder.mkdir(parents=True, exist_ok=True)
     drawn_by = folder / "drawn_by.json"       # a set in progress is finished as it was begun
     if drawn_by.exists():
         begun = json.loads(drawn_by.read_text())
+        begun.setdefault("machine", NOT_RECORDED)                  # begun by an older cfg.py
         if (begun["dtype"], begun["model"]) != (args.precision, args.model_id):
             raise SystemExit(f"{folder} was begun with {begun['model']} in {begun['dtype']}; finish it "
                              f"with those (--precision {begun['dtype']}), or delete the folder to draw it anew")
     else:
-        begun = dict(dtype=args.precision, model=args.model_id, source=args.source, command=args.command)
+        begun = dict(dtype=args.precision, model=args.model_id, source=args.source,
+                     machine=describe_machine(device), command=args.command)
         landscapes.atomic_write(drawn_by, lambda tmp: tmp.write_text(json.dumps(begun)))
     y_all = study_labels(args.n, args.classes)
     g = torch.Generator().manual_seed(seed)
@@ -315,7 +319,7 @@ def run_study(model, args, device: torch.device) -> list[dict]:
         folder, seconds, begun = sample_set(model, tag, w, steps, seed, args, device, run_model)
         row = dict(kind="generated", w=w, w_ho_salimans=w - 1, n=args.n, steps=steps, seed=seed,
                    seconds=round(seconds + done.get(tag, {}).get("seconds", 0), 1),
-                   **begun)                                  # the dtype, model, source and command it was begun with
+                   **begun)                        # the dtype, model, source, machine and command it was begun with
         images = load_set(folder)
         landscapes.save_image_grid(images[:100], out / f"grid_{tag}.png",
                                    nrow=10, row_labels=_row_names(model, args),
@@ -355,7 +359,7 @@ def _row_text(row: dict) -> str:
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 COLUMNS = ["w", "w_ho_salimans", "n", "steps", "seed", "fid", "precision", "recall", "diversity", "seconds",
-           "dtype", "command"]
+           "dtype", "machine", "command"]
 
 
 NOT_RECORDED = "not recorded"
@@ -363,7 +367,7 @@ NOT_RECORDED = "not recorded"
 
 def read_results(path: Path) -> dict:
     """results.json, {tag: row}, or {} before the first set.  Files of an older cfg.py, without a
-    set's dtype, model and command or with one real-vs-real row, are read with those fields
+    set's dtype, model, machine and command or with one real-vs-real row, are read with those fields
     "not recorded" and the row as real_n<N>."""
     done = json.loads(path.read_text()) if path.exists() else {}
     if "real" in done:
@@ -371,7 +375,7 @@ def read_results(path: Path) -> dict:
         done.setdefault(f"real_n{real['n']}", real)
     for row in done.values():
         if row["kind"] == "generated":
-            for key in ("dtype", "model", "source", "command"):
+            for key in ("dtype", "model", "source", "machine", "command"):
                 row.setdefault(key, NOT_RECORDED)
     return done
 
@@ -414,11 +418,11 @@ def _cell(row: dict, key: str) -> str:
 
 
 def results_markdown(done: dict, args) -> str:
-    """The table of every set in results.json, each row with the N, dtype and command it was
-    drawn with (sets drawn by different calls may share one --out), then the reading."""
+    """The table of every set in results.json, each row with the N, dtype, command and machine it
+    was drawn with (sets drawn by different calls may share one --out), then the reading."""
     rows = sorted((r for r in done.values() if r["kind"] == "generated"),
                   key=lambda r: (r["n"], r["steps"], r["seed"], r["w"]))
-    commands = list(dict.fromkeys(r["command"] for r in rows))           # in the table's order
+    commands = list(dict.fromkeys((r["command"], r["machine"]) for r in rows))      # in the table's order
     lines = [f"# Guidance scale study: {_title(done, args)}", "",
              "Each set: N class-balanced images, DDIM η = 0 with trailing spacing; every w of a seed starts "
              "from the same x_T and labels.  Precision and recall: Inception pool3 features, k = 3, against N "
@@ -434,11 +438,12 @@ def results_markdown(done: dict, args) -> str:
         lines.append(f"| {r['w']:g} | {r['w_ho_salimans']:g} | {r['n']} | {r['steps']} | {r['seed']} | "
                      f"{_cell(r, 'fid')} | {_cell(r, 'precision')} | {_cell(r, 'recall')} | "
                      f"{_cell(r, 'diversity')} | {r['dtype']} | {r['seconds']:.0f} | "
-                     f"{commands.index(r['command']) + 1} |")
+                     f"{commands.index((r['command'], r['machine'])) + 1} |")
     for r in sorted((r for r in done.values() if r["kind"] == "real-vs-real"), key=lambda r: r["n"]):
         lines.append(f"| real vs real | | {r['n']} | | | {r['fid']:.3f} | {r['precision']:.3f} | "
                      f"{r['recall']:.3f} | {r['diversity']:.3f} | | | |")
-    lines += ["", "Commands:"] + [f"{i}. `{c}`" for i, c in enumerate(commands, 1)]
+    lines += ["", "Commands, and the machine each set was begun on:"]
+    lines += [f"{i}. `{c}` on {machine}" for i, (c, machine) in enumerate(commands, 1)]
     lines += ["", "Published anchors (not comparable in level, only in shape): DiT-XL/2, ImageNet 256², "
               "FID-50K 9.62 / 3.22 / 2.27 at w = 1.0 / 1.25 / 1.5, precision 0.67 → 0.76 → 0.83, recall "
               "0.67 → 0.62 → 0.57 (DiT paper, Table 2).  Ho & Salimans, ImageNet 64 (Table 1): FID 1.80 at "
@@ -568,7 +573,7 @@ def main(args: argparse.Namespace) -> None:
             raise SystemExit(f"--explain-class {args.explain_class}: use 0 … {model.num_classes - 1}")
         return explain(model, args, device)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    print(f"guidance study on {device} ({args.precision}, {torch.backends.cpu.get_cpu_capability()} CPU): "
+    print(f"guidance study in {args.precision} on {describe_machine(device)}: "
           f"w = {' '.join(f'{w:g}' for w in args.w)}, N = {args.n}, {args.steps} DDIM steps")
     if args.tables_only:
         if not (Path(args.out) / "results.json").is_file():

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import platform
 from typing import Callable, Iterator
 
 import torch
@@ -557,6 +558,20 @@ def bf16_is_fast(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return _CPU_HAS_BF16_UNITS
+
+
+def describe_machine(device: torch.device) -> str:
+    """The machine a result was measured on, in words, for the records beside it: the GPU's name,
+    or the CPU's model name with its vector extension and bf16 units.  The model name alone is
+    not enough: cloud VMs call several Xeon generations "Intel(R) Xeon(R) Processor @ 2.80GHz"."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):                          # Linux names the model here
+        name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                     if line.startswith("model name")), name)
+    units = "AMX" if _CPU_HAS_AMX else "AVX-512-BF16" if _CPU_HAS_BF16_UNITS else "no bf16 units"
+    return f"cpu ({name}; {torch.backends.cpu.get_cpu_capability()}, {units}; {torch.get_num_threads()} threads)"
 
 
 @torch.library.custom_op("dit::onednn_linear", mutates_args=())

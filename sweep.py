@@ -36,7 +36,8 @@ What it writes into --out (default report/sweep/):
   grids_<axis>.png            the axis's arms' 10×10 grids side by side (grids_T_ddpm.png: DDPM)
   grids/<arm>-b<budget>-n<N>-s<steps>.png    each arm's own grid (…_ddpm.png: its DDPM grid)
   results.json                every arm measured into this --out, keyed by arm, budget, N and
-                              steps, with the precision, machine and command of each; the tables
+                              steps, with the precision and machine it was trained and
+                              measured in, and the command; the tables
                               show the arms of the call's own budget, N and steps
 Every arm trains through train_one_epoch.py in runs/sweep/<arm>/ (runs/sweep_b<budget>/<arm>/ at
 another budget; open it with `python ddim_x0_grid.py --checkpoint runs/sweep/<arm>/checkpoint.pt`).
@@ -61,7 +62,8 @@ import torch
 import cfg
 import fid
 import landscapes
-from dit import TrainedDiT, autocast, ddim_sample, keep_freed_memory, pick_device, read_checkpoint, resolve_precision
+from dit import (TrainedDiT, autocast, ddim_sample, describe_machine, keep_freed_memory, pick_device, read_checkpoint,
+                 resolve_precision)
 
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
@@ -216,11 +218,10 @@ def main(args: argparse.Namespace) -> None:
         print((out / "results.md").read_text().split("## Reading")[-1].strip())
         return
     arms = plan_arms(args)
+    machine = describe_machine(device)
     print(f"sweep: {len(arms)} arms × {args.budget_images:,} images each, N = {args.n} for FID, DDIM {args.steps} "
-          f"steps; {device}, {args.precision}, {torch.backends.cpu.get_cpu_capability()} CPU")
+          f"steps; {args.precision} on {machine}")
     reference = None
-    machine = (f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
-               else f"cpu ({torch.backends.cpu.get_cpu_capability()})")
     for arm in arms:
         key = f"{arm['name']}{_suffix(args)}"
         if key in done:
@@ -235,7 +236,7 @@ def main(args: argparse.Namespace) -> None:
         done[key] = dict(row=arm_row(arm, metrics, measured, args), axes=sorted(arm["axes"]),
                          loss_curve=measured.pop("loss_curve"), grids={k: v for k, v in measured.items() if k.startswith("grid")},
                          eval_s=time.perf_counter() - start, precision=args.precision, machine=machine,
-                         command=args.command, recipe=recipe(args))
+                         trained=trained_in(metrics), command=args.command, recipe=recipe(args))
         landscapes.atomic_write(done_file, lambda tmp: tmp.write_text(json.dumps(done)))   # after every arm
         write_outputs(done, args)
     write_outputs(done, args)
@@ -259,6 +260,13 @@ def recipe(args) -> dict:
                 data=args.data, image_size=args.image_size)
 
 
+def trained_in(metrics: dict) -> dict:
+    """The precision and machine an arm was trained in, from its run's metrics.json: an arm
+    trained by an earlier call (or elsewhere, its folder copied) and measured by this one was
+    not necessarily trained in this call's."""
+    return {k: metrics.get(k, NOT_RECORDED) for k in ("precision", "machine")}
+
+
 def _suffix(args) -> str:
     """What an arm's key adds to its name: the budget, N and steps it was measured at."""
     return f"-b{args.budget_images}-n{args.n}-s{args.steps}"
@@ -272,7 +280,8 @@ def _suffixes(done: dict) -> list[str]:
 def read_results(path: Path) -> dict:
     """results.json: {arm key: entry, real_n<N>: the floor}, {} before the first arm.  A file of an
     older sweep.py (one "real" row; entries without precision, machine and command) is read with
-    the row as real_n<N> and those fields "not recorded"."""
+    the row as real_n<N> and those fields "not recorded".  An entry's precision and machine are
+    those it was measured in; "trained" holds those it was trained in."""
     done = json.loads(path.read_text()) if path.exists() else {}
     if "real" in done:
         real = done.pop("real")
@@ -281,6 +290,7 @@ def read_results(path: Path) -> dict:
         if not key.startswith("real_n"):
             for field in ("precision", "machine", "command", "recipe"):
                 entry.setdefault(field, NOT_RECORDED)
+            entry.setdefault("trained", dict(precision=NOT_RECORDED, machine=NOT_RECORDED))
     return done
 
 
@@ -322,7 +332,8 @@ def _fmt(v, spec=".2f"):
 def results_markdown(done: dict, args) -> str:
     entries = _entries(done, args)
     real = done.get(f"real_n{args.n}", {})
-    ran = ", ".join(dict.fromkeys(f"{e['precision']} on {e['machine']}" for e in entries)) or "–"
+    trained = ", ".join(dict.fromkeys(f"{e['trained']['precision']} on {e['trained']['machine']}" for e in entries)) or "–"
+    measured = ", ".join(dict.fromkeys(f"{e['precision']} on {e['machine']}" for e in entries)) or "–"
     commands = list(dict.fromkeys(e["command"] for e in entries))
     others = [s for s in _suffixes(done) if s != _suffix(args)]
     lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {WIDTH}, 32 px)", "",
@@ -330,7 +341,9 @@ def results_markdown(done: dict, args) -> str:
              f"gradient clipping {args.grad_clip:g}, seed {args.seed}, "
              f"the same data order); FID of N = {args.n} class-balanced samples (DDIM {args.steps} steps, η = 0, "
              f"trailing) against the test set; real-vs-real floor at that N: {_fmt(real.get('fid'))}.  "
-             f"Trained and measured in {ran}.  Command{'s' * (len(commands) > 1)}: "
+             + (f"Trained and measured in {measured}.  " if trained == measured else
+                f"Trained in {trained}; measured in {measured}.  ")
+             + f"Command{'s' * (len(commands) > 1)}: "
              + "; ".join(f"`{c}`" for c in commands) + "."
              + (f"  results.json also holds arms measured at {', '.join(others)} (-b<budget>-n<N>-s<steps>): "
                 f"rerun with those flags and --tables-only to see them." if others else ""), "",

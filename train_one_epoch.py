@@ -25,7 +25,7 @@ What a run writes into its folder (--out, default runs/DiT-<depth>x<width>-p<pat
                  --ckpt-every steps, at the end and on Ctrl-C or SIGTERM; --resume continues
   loss.png       per-step loss with a smoothed curve, and the loss per timestep bucket
   samples.png    a 10×10 grid from the EMA weights, one class per row (DDIM, dit.ddim_sample)
-  metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the command line
+  metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the machine, the command
 
 On an AMD EPYC with AVX-512-BF16, 2 cores, the default (DiT-Ti/2, 10,000 images, batch 64, bf16)
 trains its epoch in about 6 minutes (28 images/s), 7 with the sample grid.
@@ -60,8 +60,8 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Tenso
 
 import landscapes
 from cfg import guided_eps_fn
-from dit import (DIT_CONFIGS, DiT, autocast, ddim_sample, forward_gflops, keep_freed_memory, pick_device,
-                 read_checkpoint, resolve_precision)
+from dit import (DIT_CONFIGS, DiT, autocast, ddim_sample, describe_machine, forward_gflops, keep_freed_memory,
+                 pick_device, read_checkpoint, resolve_precision)
 from forward_process import add_noise, alpha_bar_from_betas, check_patch_size, make_betas, SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"
@@ -634,12 +634,13 @@ def steps_behind(source: dict) -> int:
 def run_record(s: TrainState, proc: Process, wall_time_s: float) -> dict:
     """What the run has done so far, flat: the core of metrics.json and of an export's `trained`
     record.  `steps` are this run's; init_from names the model it started from and the steps
-    behind that model.  The smoothed loss is the mean of the last ≤ 100 steps."""
+    behind that model.  The smoothed loss is the mean of the last ≤ 100 steps; the device,
+    machine and precision are this process's (a resumed run names where it finished)."""
     tail = s.history["loss"][-100:]
     return dict(steps=s.step, epochs=s.step / s.steps_per_epoch, wall_time_s=wall_time_s,
                 smoothed_loss=sum(tail) / len(tail) if tail else None,
-                device=str(proc.device), precision=proc.precision, init_from=s.init_from,
-                command=proc.command)
+                device=str(proc.device), machine=describe_machine(proc.device), precision=proc.precision,
+                init_from=s.init_from, command=proc.command)
 
 
 def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
@@ -650,7 +651,7 @@ def export_for_sampling(state: dict, path: Path, metrics: dict) -> Path:
     small = dict(config=state["config"], class_names=state["class_names"],
                  ema={k: v.to("cpu", torch.bfloat16) for k, v in state["ema"].items()},
                  trained={k: v for k, v in metrics.items()
-                          if k in ("steps", "epochs", "wall_time_s", "device", "precision",
+                          if k in ("steps", "epochs", "wall_time_s", "device", "machine", "precision",
                                    "smoothed_loss", "command", "init_from") or k.startswith("fid")})
     save_checkpoint(path, small)
     return path

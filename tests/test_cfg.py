@@ -183,7 +183,7 @@ def test_quick_study_end_to_end_resumes_and_keeps_the_same_noise_for_every_w(tmp
 
 def _row(w, n, command, dtype="bf16", seed=0, fid_=30.0):
     return dict(kind="generated", w=w, w_ho_salimans=w - 1, n=n, steps=3, seed=seed, seconds=1.0, dtype=dtype,
-                source="model.pt", command=command, fid=fid_ + w, precision=0.5, recall=0.5, diversity=1.0)
+                source="model.pt", machine="cpu (test)", command=command, fid=fid_ + w, precision=0.5, recall=0.5, diversity=1.0)
 
 
 def test_results_table_gives_each_set_the_n_dtype_and_command_it_was_drawn_with(tmp_path):
@@ -200,7 +200,8 @@ def test_results_table_gives_each_set_the_n_dtype_and_command_it_was_drawn_with(
     assert "| 1 | 0 | 20 | 3 | 0 | 31.000 | 0.500 | 0.500 | 1.000 | bf16 | 1 | 1 |" in table
     assert "| 4 | 3 | 40 | 3 | 0 | 14.000 | 0.500 | 0.500 | 1.000 | fp32 | 1 | 2 |" in table
     assert "| real vs real | | 20 | | | 5.000 |" in table and "| real vs real | | 40 | | | 3.000 |" in table
-    assert "1. `python cfg.py --n 20`" in table and "2. `python cfg.py --n 40 --precision fp32`" in table
+    assert "1. `python cfg.py --n 20` on cpu (test)" in table
+    assert "2. `python cfg.py --n 40 --precision fp32` on cpu (test)" in table
     reading = table.split("## Reading")[1]
     assert "Lowest FID 31.00 at w = 1" in reading and "FID 5.00" in reading      # N = 20's sets and floor
 
@@ -229,21 +230,27 @@ def test_a_set_keeps_the_dtype_and_command_it_was_begun_with(tmp_path, checkpoin
     rows = json.loads((out / "results.json").read_text())
     first = "python cfg.py " + " ".join(argv + ["--no-metrics"])
     assert {r["command"] for r in rows.values() if r["kind"] == "generated"} == {first}
+    assert {r["machine"] for r in rows.values() if r["kind"] == "generated"} == {cfg.describe_machine(torch.device("cpu"))}
     assert all("fid" in r for r in rows.values())
     del rows["w4_steps3_seed0_n20"]
     (out / "results.json").write_text(json.dumps(rows))
     (out / "samples" / "w4_steps3_seed0_n20" / "batch_000010.npy").unlink()
     with pytest.raises(SystemExit, match="begun with .* in fp32; finish it with those"):
         cfg.main(cfg.parse_args(argv[:-1] + ["bf16"]))
+    # A set begun by an older cfg.py, whose drawn_by.json names no machine, is finished as "not recorded".
+    drawn_by = out / "samples" / "w4_steps3_seed0_n20" / "drawn_by.json"
+    drawn_by.write_text(json.dumps({k: v for k, v in json.loads(drawn_by.read_text()).items() if k != "machine"}))
+    cfg.main(cfg.parse_args(argv))
+    assert json.loads((out / "results.json").read_text())["w4_steps3_seed0_n20"]["machine"] == "not recorded"
 
 
 def test_results_of_an_older_cfg_py_are_read_with_what_they_lack_not_recorded(tmp_path):
-    old = {k: v for k, v in _row(1, 20, "x").items() if k not in ("dtype", "model", "source", "command")}
+    old = {k: v for k, v in _row(1, 20, "x").items() if k not in ("dtype", "model", "source", "machine", "command")}
     real = dict(kind="real-vs-real", n=20, fid=5.0, precision=0.9, recall=0.9, diversity=1.0)
     (tmp_path / "results.json").write_text(json.dumps({"w1_steps3_seed0_n20": old, "real": real}))
     done = cfg.read_results(tmp_path / "results.json")
     assert set(done) == {"w1_steps3_seed0_n20", "real_n20"}
-    assert done["w1_steps3_seed0_n20"]["command"] == "not recorded"
+    assert done["w1_steps3_seed0_n20"]["command"] == done["w1_steps3_seed0_n20"]["machine"] == "not recorded"
     args = cfg.parse_args(["--n", "20", "--steps", "3", "--out", str(tmp_path)])
     args.source = "model.pt"
     assert "| real vs real | | 20 |" in cfg.results_markdown(done, args)

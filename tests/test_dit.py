@@ -119,6 +119,17 @@ def test_bf16_is_fast_exactly_where_the_cpu_has_bf16_units():
     assert bf16_is_fast(torch.device("cpu")) == has_units
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads the CPU's model name from Linux's /proc/cpuinfo")
+def test_describe_machine_names_the_cpu_model_and_its_bf16_units():
+    """The records beside a result name the machine well enough to tell the project's CPUs apart:
+    two Xeons of different generations share one model name, so the bf16 units are named too."""
+    name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    text = dit.describe_machine(torch.device("cpu"))
+    assert text.startswith(f"cpu ({name}; {torch.backends.cpu.get_cpu_capability()}, ")
+    assert ("no bf16 units" in text) == (not bf16_is_fast(torch.device("cpu")))
+    assert text.endswith(f"; {torch.get_num_threads()} threads)")
+
+
 @needs_onednn
 @pytest.mark.skipif(not bf16_is_fast(torch.device("cpu")), reason="needs a CPU with bf16 units")
 def test_onednn_linear_casts_as_autocast_does():

@@ -86,6 +86,23 @@ def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
                                                 "--n", "20", "--steps", "3"]))       # --quick would set 256
     assert all(e["precision"] in ("fp32", "bf16") and e["command"].startswith("python sweep.py --quick")
                for k, e in before.items() if not k.startswith("real_n"))
+    # An arm trained elsewhere (its run folder copied here) and measured by this call keeps the
+    # training's precision and machine, from its metrics.json, beside this call's.
+    (out / "results.json").write_text(json.dumps(before))
+    key = next(k for k in before if k.startswith("T100-"))
+    metrics_file = tmp_path / "runs" / key[:key.rindex("-b")] / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    assert before[key]["trained"] == {"precision": metrics["precision"], "machine": metrics["machine"]}
+    assert metrics["machine"] == before[key]["machine"] == sweep.describe_machine(torch.device("cpu"))
+    metrics_file.write_text(json.dumps(dict(metrics, precision="bf16", machine="cuda (NVIDIA H100)")))
+    (out / "results.json").write_text(json.dumps({k: v for k, v in before.items() if k != key}))
+    sweep.main(sweep.parse_args(argv))                              # measures that arm again
+    entry = json.loads((out / "results.json").read_text())[key]
+    assert entry["trained"] == {"precision": "bf16", "machine": "cuda (NVIDIA H100)"}
+    assert entry["machine"] == before[key]["machine"]
+    header = (out / "results.md").read_text().split("Trained in ")[1].split("Command")[0]
+    assert "bf16 on cuda (NVIDIA H100)" in header.split("; measured in ")[0]
+    assert "cuda" not in header.split("; measured in ")[1]
 
 
 def test_a_budget_other_than_the_default_gets_its_own_folders():
