@@ -31,8 +31,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import platform
+import tempfile
 from typing import Callable, Iterator
+
+# torch.compile keeps what it compiled in an on-disk cache (TORCHINDUCTOR_CACHE_DIR, by default
+# <tmp>/torchinductor_<user>) that does not tell kernels compiled under ATEN_CPU_CAPABILITY (the
+# AVX2 stand-in of bench/README.md) from those compiled without it.  On the Ice Lake Xeon a
+# compiled Mlp under ATEN_CPU_CAPABILITY=avx2, run after a run without it, returned values off
+# by 1e12, and a run without it after one with it died in malloc.  So such a run gets a cache of
+# its own, unless the user chose one.  Before torch: importing torch._dynamo fixes the folder.
+if os.environ.get("ATEN_CPU_CAPABILITY"):
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
+        tempfile.gettempdir(), f"torchinductor_aten_{os.environ['ATEN_CPU_CAPABILITY'].lower()}"))
 
 import torch
 import torch.nn as nn

@@ -5,6 +5,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools"), str(ROOT / "bench")]
 
+import dit  # noqa: F401  first: it gives an ATEN_CPU_CAPABILITY run its own torch.compile cache
 import pytest
 import torch
 

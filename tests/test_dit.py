@@ -2,6 +2,9 @@
 diffusers' DDIMScheduler."""
 
 import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,6 +87,21 @@ def test_compiled_mlp_equals_eager():
     (g_compiled,) = torch.autograd.grad(compiled.square().sum(), x)
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g_compiled, g_eager, rtol=1e-5, atol=1e-6)
+
+
+_CACHE_DIR = "import dit, torch._inductor.runtime.cache_dir_utils as c; print(c.cache_dir())"
+
+
+def test_a_run_held_to_another_isa_gets_its_own_compile_cache(tmp_path):
+    """torch.compile's disk cache does not key on ATEN_CPU_CAPABILITY: on the Ice Lake Xeon a
+    compiled Mlp held to AVX2 after a run without it reused that run's kernels and was off by
+    ~1e12.  Importing dit gives such a run a cache folder of its own, the one inductor then uses."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "ATEN_CPU_CAPABILITY")}
+    env["TMPDIR"] = str(tmp_path)
+    folders = [subprocess.run([sys.executable, "-c", _CACHE_DIR], env={**env, **extra}, cwd=os.path.dirname(dit.__file__),
+                              capture_output=True, text=True, check=True).stdout.split()[-1]
+               for extra in ({}, {"ATEN_CPU_CAPABILITY": "avx2"})]
+    assert folders[0].startswith(str(tmp_path)) and folders[1] == str(tmp_path / "torchinductor_aten_avx2")
 
 
 needs_onednn = pytest.mark.skipif(not dit._HAS_ONEDNN, reason="needs a build with oneDNN's Linear kernel")
