@@ -579,9 +579,8 @@ def describe_machine(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     name = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):                          # Linux names the model here
-        name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                     if line.startswith("model name")), name)
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:      # Linux names the model here
+        name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     units = "AMX" if _CPU_HAS_AMX else "AVX-512-BF16" if _CPU_HAS_BF16_UNITS else "no bf16 units"
     return f"cpu ({name}; {torch.backends.cpu.get_cpu_capability()}, {units}; {torch.get_num_threads()} threads)"
 

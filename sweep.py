@@ -251,7 +251,7 @@ COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "fid", "precis
            "tokens", "gflops", "train_pflops", "images", "images_per_s", "smoothed_loss", "train_s"]
 
 
-NOT_RECORDED = "not recorded"
+NOT_RECORDED = cfg.NOT_RECORDED          # what an older results.json lacks reads as this, as in cfg.py
 
 
 def recipe(args) -> dict:
