@@ -1,7 +1,7 @@
 """Task 2 — the Diffusion Transformer (Peebles & Xie 2022, "Scalable Diffusion Models with
 Transformers", §3), and the DDIM sampler every script shares.
 
-The model, in the order the data flows (paper Fig. 3, right):
+The model, in the order the data flows (paper Fig. 3, left; its right half details the block):
 
     x_t (B, C, H, W) ── PatchEmbed ──► tokens (B, T, D) + fixed 2-D sin-cos positions
     t  (B,)          ── TimestepEmbedder ─┐
@@ -17,6 +17,7 @@ What lives here and is imported elsewhere:
   DiT, DIT_CONFIGS, build_dit   the model and the paper's named configs (S/B/L/XL × /2 /4 /8)
   forward_gflops                the cost of one forward pass, in the paper's convention
   ddim_sample                   the one sampler of the project (Song et al. 2021, eq. 12)
+  predict_x0                    x̂0 from ε̂ (DDIM eq. 9), optionally clipped; the sampler's step
   read_checkpoint, load_dit_checkpoint   a trained model's file, checked; the model rebuilt
   TrainedDiT, DiffusersDiT      the models every sampling script draws from, one interface
   pick_device, autocast, …      where it runs: the device, bf16 where it pays, and Linear,
@@ -24,6 +25,8 @@ What lives here and is imported elsewhere:
 
 `python dit.py` prints the configs with their parameters and GFLOPs at 32×32×3 (seconds).
 Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D width, p patch.
+T inside a shape, and in attention's T × T, counts tokens; everywhere else (t = 0 … T−1, the
+schedule, the sampler) T is the number of diffusion steps, as in the papers.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ if os.environ.get("ATEN_CPU_CAPABILITY"):
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
         tempfile.gettempdir(), f"torchinductor_aten_{os.environ['ATEN_CPU_CAPABILITY'].lower()}"))
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -87,6 +91,8 @@ class LabelEmbedder(nn.Module):
     (model.train()) each label is replaced by ∅ with probability `dropout_prob`, so one network
     learns both ε̂(x_t, t, y) and ε̂(x_t, t, ∅); cfg.py mixes the two at sampling time.  In
     model.eval() nothing is dropped — forgetting eval() silently drops 10% of the labels.
+    DiT's code adds the ∅ row only when dropout_prob > 0; here it is always there (cfg.py asks
+    model.learnt_null instead), so with no dropout the count is D parameters above DiT's.
     """
 
     def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float):
@@ -147,8 +153,9 @@ def attention_written_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> 
 class Attention(nn.Module):
     """Multi-head self-attention:  softmax(Q Kᵀ / √d_h) V  per head, heads concatenated.
 
-    qk_norm (not in the DiT paper; ViT-22B, Dehghani et al. 2023, and SD3 use it): RMS-normalise
-    each head's query and key, with a learnt gain g, before their dot product.  Then
+    qk_norm (not in the DiT paper; ViT-22B, Dehghani et al. 2023, normalises q and k with
+    LayerNorm, SD3 with RMSNorm, as here): RMS-normalise each head's query and key, with a
+    learnt gain g, before their dot product.  Then
     |q·k|/√d_h ≤ √d_h·max|g_q|·max|g_k| whatever the weights do, which bounds the attention
     logits.  Without it they can grow until softmax puts all weight on one token (entropy
     collapse) and training diverges: REPORT.md, "Divergence and QK-norm", shows it in block 0."""
@@ -240,8 +247,12 @@ class DiTBlock(nn.Module):
     Why "Zero": the Linear that produces β, γ, α is initialised to zero, so at the start α = 0
     and the block is exactly the identity — a deep stack starts as a shallow network, which
     trains stably (the same reason ResNets zero the last BN γ of each residual block).
-    Gradients still flow: ∂out/∂α = Attention(…) ≠ 0, so the gates move off zero at the first
-    step, and the rest of the branch learns once they have.
+    Gradients still flow, one layer at a time.  The model's output Linear starts at zero too
+    (`DiT.initialize_weights`), so at the first step ∂L/∂(block output) = 0 and only that
+    Linear gets a gradient.  From the second step the gates do:
+        ∂L/∂α1 = Σ_tokens ∂L/∂out ⊙ Attention(…) ≠ 0,  and ∂L/∂α2 likewise with the MLP.
+    β, γ and the branch's own weights still see α = 0, so they get nothing until the gates have
+    moved off zero, from the third step (tests/test_dit.py follows the model through it).
     """
 
     def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, qk_norm: bool = False):
@@ -281,8 +292,12 @@ class FinalLayer(nn.Module):
 
 class DiT(nn.Module):
     """Diffusion Transformer.  `forward(x_t, t, y)` returns ε̂ with the shape of x_t, or
-    (B, 2C, H, W) = [ε̂, Σ-interpolation v] when learn_sigma (improved DDPM; the paper's models
-    learn Σ, our CPU models need not).
+    (B, 2C, H, W) = [ε̂, v′] when learn_sigma.  The raw channels v′ set the reverse variance
+    between β̃_t (v′ = −1) and β_t (v′ = 1):
+        v = (v′ + 1)/2,   Σ = exp(v · log β_t + (1 − v) · log β̃_t)        (improved DDPM eq. 15)
+    The paper's models learn Σ, trained only by the L_vlb term of improved DDPM's hybrid loss.
+    This project does not implement L_vlb, so here learn_sigma only sets the output width (the
+    paper's parameter counts), and the DDIM sampler reads ε̂ alone.
 
     Arguments are the paper's: input_size I (pixels, or latent size), patch_size p,
     in_channels C, hidden_size D, depth N, num_heads, mlp_ratio, class_dropout_prob (label
@@ -450,7 +465,9 @@ class TrainedDiT:
         model(x_t, t, y) → (B, C_out, H, W)   the network's whole output; ε̂ is its first
                                               `eps_channels` channels (the rest: learned Σ)
         null_label, num_classes, class_names, alpha_bar (the schedule it was trained with),
-        shape (C, H, W) of x_T, in_pixels, clip_x0 (x̂0's range, or None), decode(x0) → pixels in [−1, 1].
+        shape (C, H, W) of x_T, in_pixels, clip_x0 (x̂0's range, or None), decode(x) → pixels:
+        here the identity, unclamped (so a decoded x_t keeps its range); DiffusersDiT's VAE
+        decode clamps to [−1, 1].
     `net` is the nn.Module, so a script may replace it by torch.compile(net)."""
 
     in_pixels = True           # x̂0 is an image: decoding it is free
@@ -470,7 +487,7 @@ class TrainedDiT:
         return self.net(x_t, t, y)
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
-        return x0                                               # pixel space already
+        return x0                                               # pixel space already; no clamp
 
 
 class DiffusersDiT:
@@ -508,20 +525,24 @@ class DiffusersDiT:
 
     @staticmethod
     def _alpha_bar(source: str) -> torch.Tensor:
-        """The DiT pipeline's schedule (linear β, 1e-4 → 0.02, T = 1000), from its config if present."""
+        """The DiT pipeline's schedule, DDPM's linear β (`make_betas("linear", T)`), checked
+        against the pipeline's scheduler config if it has one."""
         from diffusers import DDIMScheduler
-        from forward_process import alpha_bar_from_betas, make_betas
+        from forward_process import LINEAR_BETA_RANGE, alpha_bar_from_betas, make_betas
 
         try:
             cfg = DDIMScheduler.load_config(source, subfolder="scheduler", local_files_only=True)
         except (OSError, ValueError):
-            cfg = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": 1000}
+            cfg = {}                                            # no config: DiT's schedule
+        # A key the config leaves out takes diffusers' default, which is DDPM's schedule at
+        # T = 1000.  Our β_1 and β_T at the config's T carry the 1000/T rule of make_betas.
         T = cfg.get("num_train_timesteps", 1000)
+        betas = make_betas("linear", T)
         if cfg.get("beta_schedule", "linear") != "linear" or \
-                abs(cfg.get("beta_start", 1e-4) - 1e-4 * 1000 / T) > 1e-9 or \
-                abs(cfg.get("beta_end", 0.02) - 0.02 * 1000 / T) > 1e-9:
+                abs(cfg.get("beta_start", LINEAR_BETA_RANGE[0]) - betas[0].item()) > 1e-9 or \
+                abs(cfg.get("beta_end", LINEAR_BETA_RANGE[1]) - betas[-1].item()) > 1e-9:
             raise SystemExit(f"--model {source}: its scheduler config {cfg} is not DiT's linear schedule")
-        return alpha_bar_from_betas(make_betas("linear", T))
+        return alpha_bar_from_betas(betas)
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.net(x_t, timestep=t, class_labels=y).sample          # (B, 2C, h, w)
@@ -723,20 +744,58 @@ def forward_gflops(model: DiT, batch_size: int = 1) -> float:
 
 
 def ddim_timesteps(T: int, num_steps: int, spacing: str = "leading") -> list[int]:
-    """The evenly strided steps DDIM visits, largest first; stride k = T // num_steps.
+    """The n = num_steps steps DDIM visits, largest first: Lin et al. 2023, Table 2, the numbers
+    of diffusers' DDIMScheduler(timestep_spacing=…, steps_offset=0) exactly.
 
-    leading   (n−1)·k, …, 2k, k, 0         ends exactly at t = 0 (diffusers' default)
-    trailing  T−1, T−1−k, …, T−1−(n−1)k    starts at the last training step, so the first
-              model call sees pure noise, as at training time (Lin et al. 2023 recommend it)
+    leading   t_i = i·k,  i = n−1 … 0,  k = T // n          ends exactly at t = 0 (diffusers'
+              default).  When n does not divide T it starts well below T−1, so x_T ~ N(0, I)
+              enters at a step whose training inputs held more signal than it (n = 7: t = 852,
+              where ᾱ = 6e-4 on the linear schedule and 0.05 on the cosine).
+    trailing  t_i = round(T − i·T/n) − 1,  i = 0 … n−1       starts at the last training step
+              T−1, whose inputs are nearly pure noise (ᾱ_{T−1} ≈ 4e-5 on the linear schedule),
+              like x_T; Lin et al. recommend it.
+    When n divides T both are strides of k = T/n, and trailing is leading shifted up by k − 1.
+
+    Where each is used: every script that makes images passes "trailing" (cfg.py, the sample
+    grid of train_one_epoch.py, ddim_x0_grid.py's default).  The default stays "leading",
+    diffusers' own, so that a bare ddim_sample call visits the steps a bare DDIMScheduler does;
+    sweep.py's DDPM grid (all T steps, where the two coincide) and bench/bench_sampling.py (a
+    timing, which the spacing does not change) take it.
     """
     if not 1 <= num_steps <= T:
         raise ValueError(f"num_steps must be between 1 and T = {T}, got {num_steps}")
-    k = T // num_steps
     if spacing == "leading":
+        k = T // num_steps
         return [i * k for i in reversed(range(num_steps))]
     if spacing == "trailing":
-        return [T - 1 - i * k for i in range(num_steps)]
+        # The expression of Lin et al.'s Table 2 and of diffusers, in NumPy on purpose: at a tie
+        # (T − i·T/n = j + ½, e.g. n = 48) arange's float steps land a hair above or below it,
+        # and that decides the rounding, so only the same expression gives the same steps.
+        # arange can also overshoot by one element, a t = −1 (n = 61 at T = 1000): [:n] drops it.
+        t = np.round(np.arange(T, 0, -T / num_steps)).astype(np.int64) - 1
+        return t[:num_steps].tolist()
     raise ValueError(f"spacing must be 'leading' or 'trailing', got {spacing!r}")
+
+
+def predict_x0(x_t: torch.Tensor, eps_hat: torch.Tensor, a_t: float | torch.Tensor,
+               clip_x0: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clean image that a noise prediction implies, and the noise consistent with it.
+
+        x̂0 = (x_t − √(1−ᾱ_t) · ε̂) / √ᾱ_t                        (DDIM eq. 9, DDPM eq. 15)
+    With clip_x0 = c, x̂0 is clamped to [−c, c] (DDPM's clip_denoised) and ε̂ re-derived
+    from the clamped x̂0,
+        ε̂ = (x_t − √ᾱ_t · x̂0) / √(1−ᾱ_t),
+    so that an update built from the pair points at the image that was kept; without
+    clipping ε̂ comes back unchanged.
+    a_t is ᾱ_t: a float, or a tensor that broadcasts against x_t, (B, 1, 1, 1).
+    Returns (x0_hat, eps_hat), each of x_t's shape.
+    """
+    sqrt = torch.sqrt if isinstance(a_t, torch.Tensor) else math.sqrt
+    x0_hat = (x_t - sqrt(1 - a_t) * eps_hat) / sqrt(a_t)
+    if clip_x0 is not None:
+        x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
+        eps_hat = (x_t - sqrt(a_t) * x0_hat) / sqrt(1 - a_t)
+    return x0_hat, eps_hat
 
 
 @torch.no_grad()
@@ -760,9 +819,13 @@ def ddim_sample(
         x̂0   = (x_t − √(1−ᾱ_t) · ε̂) / √ᾱ_t                       (DDIM eq. 9, DDPM eq. 15)
         σ    = η · √((1−ᾱ_t')/(1−ᾱ_t)) · √(1 − ᾱ_t/ᾱ_t')          (DDIM eq. 16)
         x_t' = √ᾱ_t' · x̂0 + √(1 − ᾱ_t' − σ²) · ε̂ + σ · z           (DDIM eq. 12)
-    η = 0 is deterministic (an ODE solver); η = 1 is close to DDPM's ancestral sampler.
-    With clip_x0 = c, x̂0 is clamped to [−c, c] and ε̂ re-derived from the clamped x̂0, so the
-    update stays consistent with the image it points at.
+    η = 0 is deterministic (an ODE solver).  η = 1 over all T steps is exactly DDPM's ancestral
+    sampler with σ_t² = β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t) · β_t (DDPM §3.2): with ᾱ_t/ᾱ_t' = 1 − β_t
+    eq. 16 gives β̃_t, and eq. 12's mean is DDPM's posterior mean μ̃_t(x_t, x̂0) (DDPM eq. 7).
+    On a strided subsequence it is the DDPM sampler of that shorter chain.
+    With clip_x0 = c, x̂0 is clamped to [−c, c] and ε̂ re-derived from the clamped x̂0
+    (`predict_x0`), so the update stays consistent with the image it points at; with η = 1 that
+    is DDPM's clip_denoised.
     """
     T = alpha_bar.shape[0]
     steps = ddim_timesteps(T, num_steps, spacing)
@@ -773,10 +836,7 @@ def ddim_sample(
         t_batch = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
         eps_hat = eps_fn(x_t, t_batch).to(x_t.dtype)                # (B, C, H, W)
 
-        x0_hat = (x_t - math.sqrt(1 - a_t) * eps_hat) / math.sqrt(a_t)
-        if clip_x0 is not None:
-            x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
-            eps_hat = (x_t - math.sqrt(a_t) * x0_hat) / math.sqrt(1 - a_t)
+        x0_hat, eps_hat = predict_x0(x_t, eps_hat, a_t, clip_x0)   # eq. 9 (and clipping)
         yield t, x_t, x0_hat
 
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t)) * math.sqrt(1 - a_t / a_prev)

@@ -1,6 +1,7 @@
 """Task 2: the DiT model and the DDIM sampler, against the paper's numbers, closed forms and
 diffusers' DDIMScheduler."""
 
+import math
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
 import dit
 from inspect_attention import attention_stats, recording_attention
-from dit import DiT, DiTBlock, Linear, Mlp, bf16_is_fast, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, sincos_2d_pos_embed
+from dit import DiT, DiTBlock, Linear, Mlp, bf16_is_fast, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, predict_x0, sincos_2d_pos_embed
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -160,15 +161,18 @@ def test_onednn_linear_casts_as_autocast_does():
     torch.testing.assert_close(ours.float(), theirs.float(), rtol=0.02, atol=0.02)
 
 
+@needs_onednn
 def test_inference_forward_equals_the_training_forward():
     """The whole model in inference (oneDNN Linears) against the same model with autograd on
-    (F.linear everywhere): the same ε̂ to float rounding."""
+    (F.linear everywhere): the same ε̂ to float rounding.  (Without oneDNN both passes would be
+    F.linear, and the test would compare a computation with itself.)"""
     model = tiny(qk_norm=True)
     for p in model.parameters():
         p.data.normal_(0, 0.1)
     model.eval()
     x, t, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 3, 9, 10])
     with torch.no_grad():
+        assert model.blocks[0].attn.qkv.runs_on_onednn(torch.zeros(4, 16, 64))
         fast = model(x, t, y)
     torch.testing.assert_close(fast, model(x, t, y).detach(), rtol=1e-5, atol=1e-5)
 
@@ -287,9 +291,36 @@ def test_adaln_zero_block_is_identity_at_init_and_still_learns():
     # The whole model predicts ε̂ = 0 at initialisation (final layer zeroed too).
     out = model(torch.randn(2, 3, 16, 16), torch.tensor([1, 500]), torch.tensor([0, 3]))
     assert torch.equal(out, torch.zeros_like(out))
-    # Gradients still reach the zeroed gates: ∂out/∂α = branch output ≠ 0.
+    # In a block alone, gradients reach the zeroed gates: ∂out/∂α = branch output ≠ 0.
     block(x, c).pow(2).sum().backward()
     assert block.adaLN_modulation[-1].weight.grad.abs().sum() > 0
+
+
+def test_adaln_zero_model_learns_one_layer_at_a_time():
+    """In the whole model (DiTBlock's docstring) the zeroed output Linear stands in front of the
+    gates: the first backward reaches only that Linear; after one optimiser step the gates get
+    a gradient, while the shifts, scales and branches behind them (still α = 0) get none."""
+    model = tiny(class_dropout_prob=0.0)
+    D = model.config["hidden_size"]
+    x_t, t, y = torch.randn(4, 3, 16, 16), torch.tensor([1, 200, 500, 999]), torch.tensor([0, 3, 5, 9])
+    eps = torch.randn(4, 3, 16, 16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def backward() -> set[str]:
+        opt.zero_grad(set_to_none=True)
+        F.mse_loss(model(x_t, t, y), eps).backward()
+        return {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().max() > 0}
+
+    assert backward() == {"final_layer.linear.weight", "final_layer.linear.bias"}   # step 1
+    opt.step()
+    moved = backward()                                                              # step 2
+    for i, block in enumerate(model.blocks):
+        mod = block.adaLN_modulation[-1]                   # output rows: β1, γ1, α1, β2, γ2, α2
+        for chunk, name in enumerate(("β1", "γ1", "α1", "β2", "γ2", "α2")):
+            rows = slice(chunk * D, (chunk + 1) * D)
+            got = mod.weight.grad[rows].abs().sum() + mod.bias.grad[rows].abs().sum()
+            assert (got > 0) == name.startswith("α"), f"block {i}, {name}"
+        assert not any(n.startswith((f"blocks.{i}.attn.", f"blocks.{i}.mlp.")) for n in moved)
 
 
 def test_label_dropout_only_in_training():
@@ -357,10 +388,47 @@ def toy_eps(x, t):
 def test_ddim_timesteps():
     assert ddim_timesteps(1000, 4, "leading") == [750, 500, 250, 0]
     assert ddim_timesteps(1000, 4, "trailing") == [999, 749, 499, 249]
+    # n ∤ T: leading starts well below T−1; trailing keeps T−1 with a float stride (Lin et al.).
+    assert ddim_timesteps(1000, 7, "leading") == [852, 710, 568, 426, 284, 142, 0]
+    assert ddim_timesteps(1000, 7, "trailing") == [999, 856, 713, 570, 428, 285, 142]
     with pytest.raises(ValueError, match="spacing must be"):
         ddim_timesteps(1000, 4, "linspace")
     with pytest.raises(ValueError, match="num_steps must be between 1 and T"):
         ddim_timesteps(10, 11)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_ddim_timesteps_match_diffusers(spacing):
+    """Both spacings list diffusers' steps (steps_offset = 0), also where n does not divide T
+    (7, 30, 42), where trailing's float stride meets a tie (48, 96), and where diffusers' own
+    list overshoots by one step, a t = −1 (61 at T = 1000), which ours leaves out."""
+    for T in (1000, 500):
+        sched = DDIMScheduler(num_train_timesteps=T, timestep_spacing=spacing, steps_offset=0)
+        for n in (1, 4, 7, 10, 25, 30, 42, 48, 50, 61, 96, 100, 250, 499, 500, 1000):
+            if n > T:
+                continue
+            sched.set_timesteps(n)
+            ref = sched.timesteps.tolist()
+            assert ddim_timesteps(T, n, spacing) == ref[:n], (T, n)
+            assert ref[n:] in ([], [-1]), (T, n)
+
+
+def test_predict_x0_inverts_the_forward_process_and_clips_consistently():
+    """x̂0 undoes x_t = √ᾱ·x0 + √(1−ᾱ)·ε; with clipping the returned pair (x̂0, ε̂) still
+    rebuilds x_t, and a per-sample tensor ᾱ gives the numbers of a float one."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(2, 3, 4, 4, generator=g, dtype=torch.float64) * 2 - 1
+    eps = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    a = ALPHA_BAR[300].item()
+    x_t = math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
+    x0_hat, eps_hat = predict_x0(x_t, eps, a)
+    torch.testing.assert_close(x0_hat, x0, rtol=0, atol=1e-12)
+    assert eps_hat is eps                                              # unclipped: ε̂ as given
+    x0_c, eps_c = predict_x0(x_t, 3 * eps, a, clip_x0=1.0)   # a wrong ε̂ whose x̂0 leaves [−1, 1]
+    assert x0_c.abs().max() == 1.0
+    torch.testing.assert_close(math.sqrt(a) * x0_c + math.sqrt(1 - a) * eps_c, x_t, rtol=0, atol=1e-12)
+    per_sample = ALPHA_BAR[torch.tensor([300, 300])].view(-1, 1, 1, 1)
+    torch.testing.assert_close(predict_x0(x_t, 3 * eps, per_sample, clip_x0=1.0), (x0_c, eps_c))
 
 
 @pytest.mark.parametrize("spacing, eta, clip", [("leading", 0.0, None), ("trailing", 0.0, None),
@@ -394,18 +462,29 @@ def test_ddim_matches_diffusers_step_for_step(spacing, eta, clip):
     assert (ours[-1][2] - x).abs().max() < 1e-5        # the last x̂0 is the final sample
 
 
-def test_ddim_with_the_exact_denoiser_recovers_the_data_point():
-    """If the data is a single image x0*, the ideal ε̂(x_t, t) = (x_t − √ᾱ_t·x0*)/√(1−ᾱ_t), and
-    deterministic DDIM must land on x0* from any x_T, at every step count."""
-    # float64 throughout: at t = 999, x̂0 divides by √ᾱ ≈ 6e-3 and would magnify float32 rounding.
-    x0_star = torch.rand(1, 3, 4, 4, dtype=torch.float64) * 2 - 1
+def test_ddim_on_gaussian_data_is_the_closed_form_product():
+    """For data x0 ~ N(0, s²·I) the ideal noise predictor is linear in x_t,
+        ε̂(x_t, t) = √(1−ᾱ_t) · x_t / (s²ᾱ_t + 1 − ᾱ_t),
+    so each deterministic DDIM step (η = 0) multiplies x_t by a number:
+        x_t' = x_t · (s²·√(ᾱ_t ᾱ_t') + √((1−ᾱ_t)(1−ᾱ_t'))) / (s²ᾱ_t + 1 − ᾱ_t).
+    Their product pins both coefficients of eq. 12, each ᾱ_t' and the step list; the last
+    factor, with ᾱ_t' = 1, turns x_t into x̂0, the sample.  A single data point would not pin
+    them: its exact ε̂ gives x̂0 = x0* from any x_t, whatever the update does in between."""
+    s2 = 0.25
     def exact_eps(x_t, t):
         a = ALPHA_BAR[t].view(-1, 1, 1, 1)
-        return (x_t - a.sqrt() * x0_star) / (1 - a).sqrt()
-    for n in (1, 10, 100):
-        x_T = torch.randn(1, 3, 4, 4, dtype=torch.float64)
-        *_, (_, _, x0) = ddim_sample(exact_eps, x_T, ALPHA_BAR, n)
-        torch.testing.assert_close(x0, x0_star, atol=1e-10, rtol=0)
+        return (1 - a).sqrt() * x_t / (s2 * a + 1 - a)
+    for spacing in ("leading", "trailing"):
+        for n in (1, 7, 50):
+            # float64 throughout: at t = 999, x̂0 divides by √ᾱ ≈ 6e-3 and magnifies rounding.
+            x_T = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+            *_, (_, _, x0) = ddim_sample(exact_eps, x_T, ALPHA_BAR, n, spacing=spacing)
+            steps = ddim_timesteps(1000, n, spacing)
+            factor = 1.0
+            for i, t in enumerate(steps):
+                a, a_next = ALPHA_BAR[t].item(), (ALPHA_BAR[steps[i + 1]].item() if i + 1 < n else 1.0)
+                factor *= (s2 * math.sqrt(a * a_next) + math.sqrt((1 - a) * (1 - a_next))) / (s2 * a + 1 - a)
+            torch.testing.assert_close(x0, factor * x_T, rtol=1e-9, atol=0)
 
 
 def test_patch_study_quadruples_tokens_and_compute_per_halving(tmp_path):

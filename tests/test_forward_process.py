@@ -67,6 +67,23 @@ def test_log_snr_is_monotone_and_matches_definition():
     torch.testing.assert_close(snr.exp(), alpha_bar / (1 - alpha_bar))
 
 
+def test_the_schedule_numbers_the_comments_quote():
+    """forward_process.py quotes these (section 1 and log_snr): keep them true."""
+    betas = {s: make_betas(s, 1000) for s in ("linear", "cosine")}
+    linear, cosine = (alpha_bar_from_betas(b) for b in betas.values())
+    at = [99, 499, 899]                                   # t/T = 0.1, 0.5, 0.9 (t counted from 1)
+    assert log_snr(linear)[at].tolist() == pytest.approx([2.16, -2.46, -8.2], abs=0.005)
+    assert log_snr(cosine)[at].tolist() == pytest.approx([3.55, -0.02, -3.7], abs=0.005)
+    assert (log_snr(linear) < -4).double().mean().item() == pytest.approx(0.37, abs=0.005)
+    assert (log_snr(cosine) < -4).double().mean().item() == pytest.approx(0.09, abs=0.005)
+    # In float32 the product loses 1−ᾱ near t = 0, not √ᾱ near t = T; √ᾱ_{T−1} ≈ 6e-3.
+    for schedule, alpha_bar, lost in (("linear", linear, 1.7e-4), ("cosine", cosine, 5.3e-4)):
+        in_fp32 = torch.cumprod(1 - betas[schedule].float(), dim=0).double()
+        assert abs((1 - in_fp32[0]) / (1 - alpha_bar[0]) - 1).item() == pytest.approx(lost, rel=0.05)
+        assert ((in_fp32.sqrt() / alpha_bar.sqrt()) - 1).abs().max() < 1e-5
+    assert linear[-1].sqrt().item() == pytest.approx(6.35e-3, rel=1e-3)
+
+
 def test_add_noise_matches_diffusers():
     T = 1000
     ref = diffusers_scheduler("linear", T)
