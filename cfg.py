@@ -20,7 +20,8 @@ Ho & Salimans (2022, eq. 6) write ε̃ = (1 + w′)·ε̂_y − w′·ε̂_∅: 
 w′ = 0 is our w = 1.  The tables give both.  Why it works: ε̂ ≈ −√(1−ᾱ_t)·∇log p(x_t), so
 ε̂_y − ε̂_∅ ≈ −√(1−ᾱ_t)·∇log p(y | x_t), the gradient of an implicit classifier; w > 1 follows
 that gradient further, to images that look more like their class (precision up) at the price of
-variety within the class (recall and diversity down).
+coverage of the real images (recall down).  What the study measures on our model is in
+REPORT.md, Task 5: recall falls as w grows, but the within-class feature spread does not.
 
 What the study writes into --out (default report/cfg/):
   grid_w<w>_steps<S>_seed<s>_n<N>.png
@@ -28,7 +29,8 @@ What the study writes into --out (default report/cfg/):
   grids.png             every w's grid side by side
   metrics_vs_w.png      FID, precision, recall and diversity against w, real-vs-real dashed
   results.csv, .md      one row per sample set: w, w′, N, DDIM steps, seed, FID, precision,
-                        recall, diversity, dtype, seconds, and the command and machine that drew it
+                        recall, diversity, dtype, seconds, and the command and machine that drew it;
+                        and the real-vs-real row at each N
   explain.png           (--explain) x̂0 implied by ε̂_∅, ε̂_y and ε̃ at three t
 Samples and features are kept under <out>/samples/ (not committed), so an interrupted study
 resumes: a finished set is skipped, a set in progress continues at its next batch.
@@ -50,7 +52,7 @@ import torch
 import fid
 import landscapes
 from dit import (autocast, ddim_sample, describe_machine, keep_freed_memory, load_sampling_model, pick_device,
-                 resolve_precision)
+                 predict_x0, resolve_precision)
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 FULL_STUDY = [0, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10]
@@ -67,9 +69,12 @@ def guide(out_y: torch.Tensor, out_null: torch.Tensor, w: float, eps_channels: i
 
     Only ε is guided.  A model that learns Σ (improved DDPM; DiT-XL/2's channels C … 2C−1)
     outputs variance-interpolation channels too, and those are not a score: they pass through
-    from the conditional output, as in DiT's code.  (That code also guides only 3 of its 4
-    latent channels, a leftover from GLIDE's RGB pixels, where the slice meant "all colour
-    channels"; on SD latents it was an accident, and our pixel-space model guides all of ε.)"""
+    from the conditional output, as in DiT's code.  Every ε channel is guided, because the
+    rule is about the whole noise prediction: ε̂_y − ε̂_∅ estimates the classifier's gradient
+    in every dimension of x_t.  DiT's code guides only 3 of its 4 latent channels, a leftover
+    from GLIDE's RGB pixels, where the slice meant "all colour channels"; on SD latents it has
+    no justification.  So this rule guides all of ε, for our pixel model and for DiT-XL/2
+    (`--model`) alike, as diffusers' DiTPipeline does; the DiT paper's FIDs used the 3-channel rule."""
     eps_y, eps_null = out_y[:, :eps_channels], out_null[:, :eps_channels]
     # torch.lerp(a, b, w) = a + w·(b − a), computed so that w = 0 gives a and w = 1 gives b
     # exactly (for w ≥ ½ it evaluates b − (1 − w)·(b − a): Ho & Salimans' form, same value).
@@ -79,30 +84,40 @@ def guide(out_y: torch.Tensor, out_null: torch.Tensor, w: float, eps_channels: i
 
 def check_guidance(model, w: float) -> None:
     """ValueError, in one line, for a scale the model cannot do."""
-    if not w >= 0:
-        raise ValueError(f"guidance scale w = {w}: use w ≥ 0 (0 unconditional, 1 conditional, >1 guided)")
+    if not (math.isfinite(w) and w >= 0):
+        raise ValueError(f"guidance scale w = {w:g}: use a finite w ≥ 0 (0 unconditional, 1 conditional, >1 guided)")
+    if w != 1 and model.num_classes == 1:
+        raise ValueError(f"guidance scale w = {w:g}: this model knows one class (unlabelled data), so ε̂_y and "
+                         f"ε̂_∅ predict the same thing and there is nothing to guide towards; use w = 1")
     if w != 1 and not model.learnt_null:
-        raise ValueError(f"guidance scale w = {w} needs ε̂(x_t, t, ∅), but this model was trained without "
+        raise ValueError(f"guidance scale w = {w:g} needs ε̂(x_t, t, ∅), but this model was trained without "
                          f"label dropout (class_dropout_prob 0), so its null label is untrained; use w = 1")
+
+
+def both_predictions(model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor):
+    """The network's outputs for labels y and for ∅ (= row num_classes of the label table), from
+    ONE forward pass over the doubled batch [x_t, x_t] with labels [y, ∅]: one call per layer
+    instead of two, the same FLOPs.  x_t (B, C, H, W), t and y (B,) → 2 × (B, C_out, H, W)."""
+    null = torch.full_like(y, model.null_label)
+    out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null]))   # (2B, C_out, H, W)
+    return out.chunk(2)                                                  # out_y, out_null
 
 
 def guided_eps_fn(model, y: torch.Tensor, w: float):
     """The noise predictor eps_fn(x_t, t) → ε̃ that `dit.ddim_sample` takes, for labels y (B,).
 
-    Both predictions come from ONE forward pass over the doubled batch [x_t, x_t] with labels
-    [y, ∅]: one large matrix product per layer runs faster than two half-sized ones.  w = 1
-    and w = 0 need only one of the two, so they cost a single pass."""
+    Both predictions come from one doubled pass (both_predictions).  w = 1 and w = 0 need only
+    one of the two, so they cost a single pass.  DDIM needs ε only, so the learned-Σ channels
+    that `guide` passes through are sliced off here."""
     check_guidance(model, w)
     C = model.eps_channels
-    null = torch.full_like(y, model.null_label)                          # ∅ = row num_classes
     if w == 1:
         return lambda x_t, t: model(x_t, t, y)[:, :C]
     if w == 0:
-        return lambda x_t, t: model(x_t, t, null)[:, :C]
+        return lambda x_t, t: model(x_t, t, torch.full_like(y, model.null_label))[:, :C]
 
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null]))   # (2B, C_out, H, W)
-        out_y, out_null = out.chunk(2)                                   # 2 × (B, C_out, H, W)
+        out_y, out_null = both_predictions(model, x_t, t, y)            # 2 × (B, C_out, H, W)
         return guide(out_y, out_null, w, C)[:, :C]                       # ε̃: (B, C, H, W)
     return eps_fn
 
@@ -111,7 +126,7 @@ def guided_eps_fn(model, y: torch.Tensor, w: float):
 def sample(model, y: torch.Tensor, x_T: torch.Tensor, w: float, num_steps: int,
            precision: str = "fp32", spacing: str = "trailing") -> torch.Tensor:
     """Guided DDIM (η = 0) from x_T for labels y → images in [−1, 1], (B, 3, H', W'), on the CPU.
-    Trailing spacing starts at t = T−1, pure noise as in training (Lin et al. 2023)."""
+    Trailing spacing starts at t = T−1, nearly pure noise as in training (Lin et al. 2023)."""
     with autocast(x_T.device, precision):
         *_, (_, _, x0) = ddim_sample(guided_eps_fn(model, y, w), x_T, model.alpha_bar, num_steps,
                                      spacing=spacing, clip_x0=model.clip_x0)
@@ -126,20 +141,21 @@ def sample(model, y: torch.Tensor, x_T: torch.Tensor, w: float, num_steps: int,
 @torch.inference_mode()
 def explain(model, args, device: torch.device) -> None:
     """Sample one image of one class with guidance w = 4 and, at the steps nearest t = 900, 500
-    and 100, print ε̂_y and ε̂_∅ side by side and draw the clean image each of them implies."""
+    and 100, print ε̂_y and ε̂_∅ side by side and draw the clean image each of them implies.
+    In fp32 whatever --precision says: these are numbers to read, not a throughput run."""
     y = torch.tensor([args.explain_class], device=device)
-    null = torch.full_like(y, model.null_label)
     g = torch.Generator(device).manual_seed(args.seed)
     x_T = torch.randn(1, *model.shape, generator=g, device=device)
     C, ws = model.eps_channels, (0.0, 1.0, 4.0)
     steps = list(ddim_sample(guided_eps_fn(model, y, 4.0), x_T, model.alpha_bar, 50,
                              spacing="trailing", clip_x0=model.clip_x0))
     panels = []                                   # per t: x_t, x̂0 from ε̂_∅, ε̂_y, ε̃(w = 4)
-    print(f"class {model.class_names[args.explain_class]!r}, DDIM 50 steps guided at w = 4, seed {args.seed}")
+    print(f"class {model.class_names[args.explain_class]!r}, DDIM 50 steps guided at w = 4, seed {args.seed}, fp32")
     for target in (900, 500, 100):
         t, x_t, _ = min(steps, key=lambda s: abs(s[0] - target))
-        t_batch = torch.full((2,), t, device=device)
-        eps_y, eps_null = model(torch.cat([x_t, x_t]), t_batch, torch.cat([y, null]))[:, :C].float().chunk(2)
+        out_y, out_null = both_predictions(model, x_t, torch.full((1,), t, device=device), y)
+        eps_y, eps_null = out_y[:, :C].float(), out_null[:, :C].float()         # 2 × (1, C, H, W)
+        eps_tilde = {w: guide(eps_y, eps_null, w, C) for w in ws}               # the rule itself
         diff = eps_y - eps_null
         cos = torch.nn.functional.cosine_similarity(eps_y.flatten(), eps_null.flatten(), dim=0).item()
         print(f"\nt = {t}:  ‖ε̂_y‖ = {eps_y.norm():.2f}   ‖ε̂_∅‖ = {eps_null.norm():.2f}   "
@@ -151,12 +167,11 @@ def explain(model, args, device: torch.device) -> None:
                 continue
             e_y, e_0 = eps_y[0, c, h, w_].item(), eps_null[0, c, h, w_].item()
             print(f"  {str((c, h, w_)):<16} {e_y:>8.4f} {e_0:>8.4f} {e_y - e_0:>9.4f}" +
-                  "".join(f" {e_0 + w * (e_y - e_0):>9.4f}" for w in ws))
-        # x̂0 = (x_t − √(1−ᾱ_t)·ε) / √ᾱ_t for each of the three noise predictions
+                  "".join(f" {eps_tilde[w][0, c, h, w_].item():>9.4f}" for w in ws))
+        # The clean image each noise prediction implies (DDIM eq. 9, clamped as the sampler does)
         a_t = model.alpha_bar[t].item()
-        x0_of = lambda eps: model.decode(((x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-1, 1))
-        eps_tilde = guide(eps_y, eps_null, 4.0, C)
-        panels.append((t, [model.decode(x_t), x0_of(eps_null), x0_of(eps_y), x0_of(eps_tilde)]))
+        x0_of = lambda eps: model.decode(predict_x0(x_t, eps, a_t, model.clip_x0)[0])
+        panels.append((t, [model.decode(x_t), x0_of(eps_null), x0_of(eps_y), x0_of(eps_tilde[4.0])]))
     _plot_explain(panels, Path(args.out) / "explain.png", model.class_names[args.explain_class])
 
 
@@ -190,17 +205,19 @@ def _plot_explain(panels, path: Path, class_name: str) -> None:
 
 
 def study_labels(n: int, classes: list[int], nrow: int = 10) -> torch.Tensor:
-    """Image i has class classes[(i mod 100) // 10]: every block of 100 is a 10×10 grid with one
-    class per row; N images are class-balanced when N is a multiple of 100 (10 classes)."""
-    return torch.tensor(classes)[((torch.arange(n) % (nrow * nrow)) // nrow) % len(classes)]
+    """Image i has class classes[(i // 10) mod K], K = len(classes): each row of 10 images is one
+    class and the rows cycle through the classes, so with 10 classes every block of 100 is a
+    10×10 grid with one class per row.  N images are class-balanced when N is a multiple of 10·K."""
+    return torch.tensor(classes)[(torch.arange(n) // nrow) % len(classes)]
 
 
-def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, run_model) -> tuple[Path, float, dict]:
+def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device) -> tuple[Path, float, dict]:
     """Draw N images at scale w into <out>/samples/<tag>/batch_*.npy (uint8), batch by batch, so
     that an interrupted set continues where it stopped.  x_T comes from one generator seeded by
     `seed`, so every w sees the same noise.  Returns the folder, the seconds spent now and what the
-    set was begun with (drawn_by.json: dtype, model, source, machine, command).  A set may be
-    finished on another machine, but not in another dtype or with another model."""
+    set was begun with (drawn_by.json: dtype, model, source, machine, batch size, command).  A set
+    may be finished on another machine, but not in another dtype, with another model, or in
+    batches of another size (its files are named by their first image)."""
     folder = Path(args.out) / "samples" / tag
     folder.mkdir(parents=True, exist_ok=True)
     drawn_by = folder / "drawn_by.json"       # a set in progress is finished as it was begun
@@ -212,20 +229,28 @@ def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, r
                              f"with those (--precision {begun['dtype']}), or delete the folder to draw it anew")
     else:
         begun = dict(dtype=args.precision, model=args.model_id, source=args.source,
-                     machine=describe_machine(device), command=args.command)
+                     machine=describe_machine(device), batch_size=args.batch_size, command=args.command)
         landscapes.atomic_write(drawn_by, lambda tmp: tmp.write_text(json.dumps(begun)))
+    batches = list(range(0, args.n, args.batch_size))
+    saved = {int(p.name[6:12]) for p in folder.glob("batch_*[0-9].npy")}
+    if begun.get("batch_size", args.batch_size) != args.batch_size or not saved <= set(batches):
+        size = begun.get("batch_size", "another size")
+        raise SystemExit(f"{folder} was begun in batches of {size}, not {args.batch_size}; finish it with "
+                         f"--batch-size {size}, or delete the folder to draw it anew")
+    begun.pop("batch_size", None)            # a property of the files, not of the results
     y_all = study_labels(args.n, args.classes)
     g = torch.Generator().manual_seed(seed)
     x_T_all = torch.randn(args.n, *model.shape, generator=g)                 # (N, C, H, W)
-    batches = list(range(0, args.n, args.batch_size))
-    todo = [b for b in batches if not (folder / f"batch_{b:06d}.npy").exists()]
+    todo = [b for b in batches if b not in saved]
+    if todo:                                 # features of a set that is still being drawn are stale
+        (folder / "features.npy").unlink(missing_ok=True)
     start = time.perf_counter()
     bar = landscapes.progress_bar(args.n, args.n - sum(min(args.batch_size, args.n - b) for b in todo),
                                   True, f"w = {w:g}, {steps} steps, seed {seed}", "img")
     for b in todo:
         y = y_all[b:b + args.batch_size].to(device)
         x_T = x_T_all[b:b + args.batch_size].to(device)
-        images = landscapes.to_uint8(sample(run_model, y, x_T, w, steps, args.precision))
+        images = landscapes.to_uint8(sample(model, y, x_T, w, steps, args.precision))
         tmp = folder / f"batch_{b:06d}.tmp.npy"
         np.save(tmp, images.numpy())
         tmp.replace(folder / f"batch_{b:06d}.npy")                     # atomic: no half batch
@@ -234,13 +259,19 @@ def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device, r
     return folder, time.perf_counter() - start, begun
 
 
-def load_set(folder: Path) -> torch.Tensor:
-    return torch.from_numpy(np.concatenate([np.load(p) for p in sorted(folder.glob("batch_*[0-9].npy"))]))
+def load_set(folder: Path, n: int) -> torch.Tensor:
+    """The N images of a finished set, (N, 3, H, W) uint8, in the order they were drawn."""
+    images = torch.from_numpy(np.concatenate([np.load(p) for p in sorted(folder.glob("batch_*[0-9].npy"))]))
+    if len(images) != n:
+        raise SystemExit(f"{folder} holds {len(images)} images, not {n}; delete the folder to draw it anew")
+    return images
 
 
 def diversity(feats: np.ndarray, labels: np.ndarray) -> float:
     """Intra-class diversity: the mean pairwise L2 distance between Inception features of images
-    of the same class, averaged over classes.  It falls when guidance narrows each class."""
+    of the same class, averaged over classes.  It would fall if guidance narrowed each class to
+    a few typical images; recall, not this, is what falls on our model (REPORT.md, Task 5).  At
+    w = 0 the labels do not reach the model, so its "classes" are arbitrary tenths of one mix."""
     means = []
     for c in np.unique(labels):
         f = torch.as_tensor(feats[labels == c], dtype=torch.float64)
@@ -252,37 +283,54 @@ def diversity(feats: np.ndarray, labels: np.ndarray) -> float:
 
 
 class Reference:
-    """The real images every set is measured against: the test set's FID statistics (all of
-    it), N class-balanced test images for precision and recall, and the real-vs-real values
-    at N (N training images against the same test set: what a perfect model would score)."""
+    """The real images every set is measured against, of the classes the sets are drawn in
+    (--classes; all ten by default): the FID statistics of all their test images, N test images
+    with the sets' class counts for precision and recall, and the real-vs-real values at N
+    (N training images, the same counts, against the same test images: what a perfect model
+    would score)."""
 
-    def __init__(self, args, inception):
+    def __init__(self, args, class_names: list[str], inception):
         self.inception = inception
-        test_dir = landscapes.resolve_data(args.data, "test", args.image_size)
+        test_dir, train_dir = real_folders(args)
         per_class = fid.folder_class_features(test_dir, inception)          # cached on disk
-        names = list(per_class)
-        labels = study_labels(args.n, list(range(len(names)))).numpy()
-        counts = np.bincount(labels, minlength=len(names))
-        self.mu, self.sigma = fid.feature_statistics(np.concatenate(list(per_class.values())))
-        self.feats = np.concatenate([per_class[n][:k] for n, k in zip(names, counts)])
-        if len(self.feats) < args.n:
-            raise SystemExit(f"--n {args.n}: the test set has only {len(self.feats)} class-balanced images")
-        train = landscapes.load_images(landscapes.resolve_data(args.data, "train", args.image_size),
-                                       args.image_size, progress=False)
-        idx = torch.cat([torch.nonzero(train.labels == c).flatten()[:k] for c, k in enumerate(counts)])
-        cache = Path(args.out) / "samples" / f"real_train_n{args.n}_features.npy"
+        train = landscapes.load_images(train_dir, args.image_size, progress=False)
+        wanted = [class_names[c] for c in args.classes]                    # the sets' classes, by name
+        missing = sorted(set(wanted) - (set(per_class) & set(train.class_names)))
+        if missing:
+            raise SystemExit(f"--data: the real images have no class {', '.join(missing)}; pass a --data "
+                             f"folder with one subfolder per class, or --no-metrics")
+        labels = study_labels(args.n, args.classes).numpy()                # the sets' labels
+        counts = {class_names[c]: int((labels == c).sum()) for c in args.classes}
+        self.mu, self.sigma = fid.feature_statistics(np.concatenate([per_class[n] for n in counts]))
+        short = [n for n, k in counts.items() if len(per_class[n]) < k]
+        if short:
+            raise SystemExit(f"--n {args.n}: the test set has too few images of {', '.join(short)} "
+                             f"for {args.n} class-balanced ones")
+        self.feats = np.concatenate([per_class[n][:k] for n, k in counts.items()])
+        idx = torch.cat([torch.nonzero(train.labels == train.class_names.index(n)).flatten()[:k]
+                         for n, k in counts.items()])
+        subset = "" if wanted == class_names else "_classes" + "-".join(map(str, args.classes))
+        cache = Path(args.out) / "samples" / f"real_train_n{args.n}{subset}_features.npy"
         if cache.exists():
             train_feats = np.load(cache)
         else:
-            train_feats = fid.inception_features(train.images[idx], inception)
+            train_feats = fid.inception_features(train.images[idx], self.inception)
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.save(cache, train_feats)
-        self.real = self.measure(train_feats, np.sort(labels))
+        self.real = self.measure(train_feats, np.repeat(np.arange(len(counts)), list(counts.values())))
 
     def measure(self, feats: np.ndarray, labels: np.ndarray) -> dict:
         precision, recall = fid.precision_recall(self.feats, feats, k=3)
         return dict(fid=fid.fid_to_statistics(feats, self.mu, self.sigma),
                     precision=precision, recall=recall, diversity=diversity(feats, labels))
+
+
+def real_folders(args) -> tuple[Path, Path]:
+    """The test and train folders of --data (or of the drawn landscapes); a bad --data is one line."""
+    try:
+        return tuple(landscapes.resolve_data(args.data, split, args.image_size) for split in ("test", "train"))
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"--data: {e}") from None
 
 
 def set_tag(w: float, steps: int, seed: int, n: int) -> str:
@@ -298,7 +346,7 @@ def run_study(model, args, device: torch.device) -> list[dict]:
     if others:        # a set's tag does not name the model: resuming would mix two models' sets
         raise SystemExit(f"--out {out} holds a study of {', '.join(sorted(others))}, not {args.model_id}; "
                          f"pass another --out")
-    run_model = compiled(model, args)
+    model = compiled(model, args)                    # in place: the network is compiled once
     sets = [(w, args.steps, args.seed) for w in args.w]
     sets += [(w, args.steps, args.seed + 1) for w in args.redraw_w]
     sets += [(w, args.check_steps, args.seed) for w in args.check_w]
@@ -310,17 +358,17 @@ def run_study(model, args, device: torch.device) -> list[dict]:
     # or this N has no real-vs-real row yet, so a finished study redraws its tables in seconds.
     if not args.no_metrics and (len(finished) < len(tags) or f"real_n{args.n}" not in done):
         inception = fid.load_inception(device=device)
-        reference = Reference(args, inception)
+        reference = Reference(args, model.class_names, inception)
         done[f"real_n{args.n}"] = dict(kind="real-vs-real", n=args.n, **reference.real)
     for (w, steps, seed), tag in zip(sets, tags):
         if tag in finished:
             print(f"{tag}: done, skipped")
             continue
-        folder, seconds, begun = sample_set(model, tag, w, steps, seed, args, device, run_model)
+        folder, seconds, begun = sample_set(model, tag, w, steps, seed, args, device)
         row = dict(kind="generated", w=w, w_ho_salimans=w - 1, n=args.n, steps=steps, seed=seed,
                    seconds=round(seconds + done.get(tag, {}).get("seconds", 0), 1),
                    **begun)                        # the dtype, model, source, machine and command it was begun with
-        images = load_set(folder)
+        images = load_set(folder, args.n)
         landscapes.save_image_grid(images[:100], out / f"grid_{tag}.png",
                                    nrow=10, row_labels=_row_names(model, args),
                                    title=f"w = {w:g} (Ho & Salimans w′ = {w - 1:g}), DDIM {steps} steps")
@@ -337,11 +385,10 @@ def run_study(model, args, device: torch.device) -> list[dict]:
 
 
 def compiled(model, args):
-    """The sampler's network under torch.compile (faster than eager: bench/bench_sampling.txt),
-    or as it is with --no-compile."""
-    if args.no_compile:
-        return model
-    model.net = torch.compile(model.net)
+    """The model with its network under torch.compile (faster than eager:
+    bench/bench_sampling.txt), compiled in place and returned; as it is with --no-compile."""
+    if not args.no_compile:
+        model.net = torch.compile(model.net)
     return model
 
 
@@ -358,7 +405,7 @@ def _row_text(row: dict) -> str:
 # 4. Results: tables, figures and a short reading
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
-COLUMNS = ["w", "w_ho_salimans", "n", "steps", "seed", "fid", "precision", "recall", "diversity", "seconds",
+COLUMNS = ["kind", "w", "w_ho_salimans", "n", "steps", "seed", "fid", "precision", "recall", "diversity", "seconds",
            "dtype", "machine", "command"]
 
 
@@ -394,7 +441,8 @@ def _write_results(done: dict, args) -> None:
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(rows)                      # the sets, then the real-vs-real value at each N
+        writer.writerows(sorted((r for r in done.values() if r["kind"] == "real-vs-real"), key=lambda r: r["n"]))
     (out / "results.md").write_text(results_markdown(done, args))
     if len(rows) > 1:
         plot_metrics(done, args, out / "metrics_vs_w.png")
@@ -466,12 +514,18 @@ def reading(done: dict, args) -> list[str]:
                  + (f"w = 1 (conditional) scores {main[1]['fid']:.2f}. " if 1 in main and best["w"] != 1 else "")
                  + (f"Two draws of other noise differ by up to {spread:.2f} FID, so differences below that "
                     f"are not resolved." if spread is not None else "No second draw yet: the spread is unknown."))
-    ws = sorted(main)
     for key, word in (("precision", "Precision"), ("recall", "Recall"), ("diversity", "Diversity")):
-        lo, hi = main[ws[0]][key], main[ws[-1]][key]
-        peak = max(main.values(), key=lambda r: r[key])
+        # Within-class diversity means nothing at w = 0, where no label reaches the model.
+        series = {w: r for w, r in main.items() if key != "diversity" or w > 0}
+        if len(series) < 2:
+            continue
+        ws = sorted(series)
+        lo, hi = series[ws[0]][key], series[ws[-1]][key]
+        peak = max(series.values(), key=lambda r: r[key])
         lines.append(f"- {word} goes {lo:.3f} → {hi:.3f} from w = {ws[0]:g} to w = {ws[-1]:g} "
-                     f"(highest {peak[key]:.3f} at w = {peak['w']:g}).")
+                     f"(highest {peak[key]:.3f} at w = {peak['w']:g})"
+                     + (f"; at w = 0, where no label reaches the model, the 'classes' are arbitrary tenths "
+                        f"of one mix ({main[0][key]:.3f})." if key == "diversity" and 0 in main else "."))
     r = done.get(f"real_n{args.n}")
     if r is not None:
         lines.append(f"- Real images against the test set at the same N: FID {r['fid']:.2f}, precision "
@@ -497,7 +551,12 @@ def plot_metrics(done: dict, args, path: Path) -> None:
         return
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, key in zip(axes, ("fid", "precision", "recall", "diversity")):
-        ax.plot([r["w"] for r in main], [r[key] for r in main], "o-", label=f"seed {args.seed}")
+        # Within-class diversity at w = 0 (no label reaches the model) is the whole mix's: apart.
+        line = [r for r in main if key != "diversity" or r["w"] > 0]
+        ax.plot([r["w"] for r in line], [r[key] for r in line], "o-", label=f"seed {args.seed}")
+        if key == "diversity" and main[0]["w"] == 0:
+            ax.plot([0], [main[0][key]], "x", c="C0", label="w = 0: labels unused")
+            ax.legend(fontsize=8)
         if other:
             ax.plot([r["w"] for r in other], [r[key] for r in other], "s", mfc="none", label="another draw")
         if real is not None:
@@ -558,11 +617,19 @@ def main(args: argparse.Namespace) -> None:
     model = load_sampling_model(args.checkpoint, args.model, device)
     args.source = args.model or Path(args.checkpoint).name
     args.model_id = args.model or f"{args.source} sha256:{file_sha256(args.checkpoint)[:12]}"
-    for w in args.w + args.redraw_w + args.check_w:
+    # Every scale this call will use, checked before anything runs, under the flag it came from.
+    flags = [("--explain", w) for w in (0.0, 4.0)] if args.explain else (
+        [("--w", w) for w in args.w] + [("--redraw-w", w) for w in args.redraw_w]
+        + [("--check-w", w) for w in args.check_w])
+    for flag, w in flags:
         try:
             check_guidance(model, w)
         except ValueError as e:
-            raise SystemExit(f"--w: {e}")
+            raise SystemExit(f"{flag}: {e}") from None
+    T = len(model.alpha_bar)
+    for flag, steps in (("--steps", args.steps), ("--check-steps", args.check_steps)):
+        if steps > T:
+            raise SystemExit(f"{flag} {steps}: the model was trained with T = {T} steps; use at most {T}")
     if args.classes is None:
         args.classes = list(range(min(model.num_classes, 10)))
     bad = [c for c in args.classes if not 0 <= c < model.num_classes]
@@ -572,6 +639,15 @@ def main(args: argparse.Namespace) -> None:
         if not 0 <= args.explain_class < model.num_classes:
             raise SystemExit(f"--explain-class {args.explain_class}: use 0 … {model.num_classes - 1}")
         return explain(model, args, device)
+    if not args.no_metrics and not args.tables_only:
+        if args.model and args.data is None:
+            raise SystemExit("--model: the metrics need real images of its classes (--data DIR, one subfolder "
+                             "per class), or pass --no-metrics for grids only")
+        if args.data is not None:
+            real_folders(args)                     # a bad --data fails now, not after the sampling
+        if args.n % (10 * len(args.classes)):
+            print(f"note: --n {args.n} is not a multiple of 10 × {len(args.classes)} classes, so the classes "
+                  f"are not equally represented; precision and recall use the same counts of real images")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     print(f"guidance study in {args.precision} on {describe_machine(device)}: "
           f"w = {' '.join(f'{w:g}' for w in args.w)}, N = {args.n}, {args.steps} DDIM steps")
@@ -595,7 +671,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="guidance scales (0 unconditional, 1 conditional; Ho & Salimans' w′ = w − 1)")
     ap.add_argument("--n", type=int, default=1000, help="images per w (FID, precision and recall at this N)")
     ap.add_argument("--steps", type=int, default=25,
-                    help="DDIM steps (25: within the draw-to-draw spread of 50 at w = 1, results.md)")
+                    help="DDIM steps (25 fits the study into about 2 hours of a 2-core CPU; it scores a "
+                         "worse FID than 50, the --check-steps set shows by how much)")
     ap.add_argument("--redraw-w", type=float, nargs="*", default=[1.5, 4],
                     help="scales drawn a second time from other noise (seed + 1): the spread between draws")
     ap.add_argument("--check-steps", type=int, default=50, help="the step count the --steps choice is checked against")

@@ -161,7 +161,7 @@ def evaluate_arm(arm: dict, args, device, reference) -> dict:
         x_T, y = x_T_all[:100].to(device), y_all[:100].to(device)       # the grid's 100 (fewer with --quick)
         T = model.alpha_bar.shape[0]
         steps = ddim_sample(lambda x, t: model(x, t, y)[:, :model.eps_channels], x_T, model.alpha_bar, T,
-                            eta=1.0, generator=g, clip_x0=1.0)
+                            eta=1.0, generator=g, clip_x0=model.clip_x0)
         bar = landscapes.progress_bar(T, 0, True, f"{arm['name']}: DDPM grid", "step")
         with autocast(device, args.precision):  # the network in the arms' precision, the update in fp32
             for _, _, x0 in steps:              # the last x̂0 is the sample
@@ -362,7 +362,7 @@ def results_markdown(done: dict, args) -> str:
 def reading(done: dict, args) -> list[str]:
     spread = seed_spread(done, args)
     lines = [f"- Seed-to-seed spread of the base arm: {_fmt(spread)} FID." if spread is not None
-             else "- The base arm's second seed is not measured yet: the spread is unknown."]
+             else "- The base arm's second seed has no measured FID in this sweep: the spread is unknown."]
     for axis in AXES:
         members = sorted((e["row"] for e in _entries(done, args) if axis in e["axes"] and e["row"]["fid"] is not None),
                          key=lambda r: r[axis])

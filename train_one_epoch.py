@@ -59,7 +59,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
 
 import landscapes
-from cfg import guided_eps_fn
+from cfg import check_guidance, guided_eps_fn
 from dit import (DIT_CONFIGS, DiT, autocast, ddim_sample, describe_machine, forward_gflops, keep_freed_memory,
                  pick_device, read_checkpoint, resolve_precision)
 from forward_process import add_noise, alpha_bar_from_betas, check_patch_size, make_betas, SCHEDULES
@@ -734,7 +734,7 @@ def sample_images(ema: DiT, alpha_bar, y: torch.Tensor, device, precision: str, 
     mixes in the unconditional prediction (cfg.guided_eps_fn; w = 1 is unguided)."""
     ema.eval()
     y = y.to(device)
-    x_T = torch.randn(len(y), 3, ema.input_size, ema.input_size, generator=generator, device=device)
+    x_T = torch.randn(len(y), ema.in_channels, ema.input_size, ema.input_size, generator=generator, device=device)
     # Trailing spacing starts from t = T−1 (pure noise, as in training); clipping x̂0 to the
     # data range [−1, 1] is the usual guard for pixel-space models (DDPM's clip_denoised).
     with autocast(device, precision):
@@ -859,7 +859,7 @@ def main(args: argparse.Namespace) -> None:
     # ── data: uint8 images in memory (10,000 × 3 × 32 × 32 = 31 MB), flips and scaling per batch ──
     data = load_training_data(args, world, proc.is_main)
     num_classes, n_images = len(data.class_names), len(data.images)
-    guidance = args.guidance if data.labelled else 1.0   # unlabelled data has only ∅ to guide by
+    guidance = args.guidance
     # On the training device, unless workers gather the batches on the host.
     images, labels = ((data.images.to(device), data.labels.to(device)) if args.num_workers == 0
                       else (data.images, data.labels))
@@ -874,6 +874,10 @@ def main(args: argparse.Namespace) -> None:
     # ── model, EMA, optimiser, schedule: new, resumed, or started from a trained model ──
     config = run_config(args, num_classes)
     model = DiT(**config["model"]).to(device)
+    try:                    # a scale this model cannot sample fails now, not after the training
+        check_guidance(model, guidance)
+    except ValueError as e:
+        raise SystemExit(f"--guidance: {e}") from None
     ema = copy.deepcopy(model).requires_grad_(False)
     alpha_bar = alpha_bar_from_betas(make_betas(args.schedule, args.T)).to(device)
     # Fused AdamW does the whole update in one kernel per dtype: fewer passes over memory.

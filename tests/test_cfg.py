@@ -73,19 +73,32 @@ def test_w_0_and_w_1_cost_one_forward_pass_and_guided_one_doubled_pass():
 
 
 @torch.no_grad()
-def test_guided_sampler_at_w_1_is_the_plain_conditional_sampler():
-    model = random_dit()
-    alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000))
-    plain = list(ddim_sample(lambda x, t: model.eps(x, t, Y), X, alpha_bar, 5, spacing="trailing"))
-    guided = list(ddim_sample(cfg.guided_eps_fn(model, Y, 1.0), X, alpha_bar, 5, spacing="trailing"))
-    assert torch.equal(plain[-1][2], guided[-1][2])
-    at_4 = list(ddim_sample(cfg.guided_eps_fn(model, Y, 4.0), X, alpha_bar, 5, spacing="trailing"))
-    assert (at_4[-1][2] - plain[-1][2]).abs().max() > 1e-3             # and w matters
+def test_guided_sampler_at_w_1_is_the_plain_conditional_sampler(checkpoint_file):
+    """cfg.sample at w = 1 ends where DDIM with the conditional ε̂ alone ends, and at every w where
+    train_one_epoch's sampler (the other caller of the rule) ends from the same x_T."""
+    import train_one_epoch
+
+    model = TrainedDiT(checkpoint_file, torch.device("cpu"))
+    plain = list(ddim_sample(lambda x, t: model.net.eps(x, t, Y), X, model.alpha_bar, 5,
+                             spacing="trailing", clip_x0=1.0))
+    assert torch.equal(cfg.sample(model, Y, X, 1.0, 5), plain[-1][2])
+    assert (cfg.sample(model, Y, X, 4.0, 5) - plain[-1][2]).abs().max() > 1e-3      # and w matters
+    for w in (0.0, 1.0, 4.0):
+        x_T = torch.randn(X.shape, generator=torch.Generator().manual_seed(7))
+        theirs = train_one_epoch.sample_images(model.net, model.alpha_bar, Y, torch.device("cpu"), "fp32", 5,
+                                               torch.Generator().manual_seed(7), guidance=w)
+        assert torch.equal(cfg.sample(model, Y, x_T, w, 5), theirs)
 
 
 def test_bad_scales_and_an_untrained_null_label_are_one_line_errors():
-    with pytest.raises(ValueError, match="use w ≥ 0"):
-        cfg.guided_eps_fn(random_dit(), Y, -1.0)
+    for w in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="use a finite w ≥ 0"):
+            cfg.guided_eps_fn(random_dit(), Y, w)
+    one_class = DiT(input_size=8, patch_size=2, in_channels=3, hidden_size=32, depth=1, num_heads=2,
+                    num_classes=1, class_dropout_prob=0.1)
+    with pytest.raises(ValueError, match="knows one class .* nothing to guide towards"):
+        cfg.guided_eps_fn(one_class, torch.zeros(4, dtype=torch.long), 4.0)
+    cfg.guided_eps_fn(one_class, torch.zeros(4, dtype=torch.long), 1.0)
     unconditional = random_dit(class_dropout_prob=0.0)
     with pytest.raises(ValueError, match="trained without label dropout"):
         cfg.guided_eps_fn(unconditional, Y, 4.0)
@@ -110,6 +123,47 @@ def test_cli_errors_are_one_line(tmp_path, checkpoint_file):
         cfg.main(cfg.parse_args(["--checkpoint", str(tmp_path / "junk.pt"), "--out", str(tmp_path)]))
     with pytest.raises(SystemExit, match="precision and recall"):
         cfg.parse_args(["--n", "3"])
+    ckpt = ["--checkpoint", str(checkpoint_file), "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="--w: guidance scale w = inf"):
+        cfg.main(cfg.parse_args(ckpt + ["--w", "inf"]))
+    with pytest.raises(SystemExit, match="--steps 2000: the model was trained with T = 1000"):
+        cfg.main(cfg.parse_args(ckpt + ["--steps", "2000"]))
+    with pytest.raises(SystemExit, match="--data: .*nowhere"):
+        cfg.main(cfg.parse_args(ckpt + ["--data", str(tmp_path / "nowhere"), "--w", "1"]))
+
+
+def test_a_scale_the_model_cannot_do_is_named_by_the_flag_it_came_from(tmp_path):
+    """A model trained without label dropout can sample only w = 1: the error names the flag and
+    the scale that asked for more, whether the user typed it or it is a flag's default."""
+    model = random_dit(class_dropout_prob=0.0)
+    path = tmp_path / "nodrop.pt"
+    torch.save(dict(config=dict(model=model.config, diffusion=dict(T=1000, schedule="linear")),
+                    ema=model.state_dict(), class_names=[f"c{i}" for i in range(10)]), path)
+    argv = ["--checkpoint", str(path), "--out", str(tmp_path), "--no-metrics"]
+    with pytest.raises(SystemExit, match="^--redraw-w: guidance scale w = 1.5 needs"):
+        cfg.main(cfg.parse_args(argv + ["--w", "1"]))
+    with pytest.raises(SystemExit, match="^--explain: guidance scale w = 0 needs"):
+        cfg.main(cfg.parse_args(argv + ["--explain"]))
+
+
+def test_metrics_of_a_diffusers_model_need_its_own_real_images(tmp_path, hf_folder):
+    with pytest.raises(SystemExit, match="--model: the metrics need real images of its classes"):
+        cfg.main(cfg.parse_args(["--model", str(hf_folder), "--w", "1", "--out", str(tmp_path)]))
+
+
+def test_the_study_and_explain_run_through_a_diffusers_dit(tmp_path, hf_folder, monkeypatch):
+    """--model with the tiny random diffusers DiT and VAE, offline: the study draws its grids, and
+    --explain leaves latent x̂0 unclamped (latents have no fixed range: clip_x0 is None)."""
+    out = tmp_path / "hf_study"
+    cfg.main(cfg.parse_args(["--quick", "--model", str(hf_folder), "--no-metrics", "--out", str(out)]))
+    rows = [r for r in csv.DictReader(open(out / "results.csv")) if r["kind"] == "generated"]
+    assert len(rows) == 5 and (out / "grid_w4_steps3_seed0_n20.png").exists()
+    clips = []
+    real_predict_x0 = cfg.predict_x0
+    monkeypatch.setattr(cfg, "predict_x0", lambda *a: clips.append(a[3]) or real_predict_x0(*a))
+    cfg.main(cfg.parse_args(["--explain", "--model", str(hf_folder), "--out", str(out)]))
+    assert clips and set(clips) == {None}
+    assert (out / "explain.png").exists()
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +201,9 @@ def test_quick_study_end_to_end_resumes_and_keeps_the_same_noise_for_every_w(tmp
     argv = ["--quick", "--checkpoint", str(checkpoint_file), "--data", str(real_folder), "--image-size", "8",
             "--n", "20", "--out", str(out)]
     cfg.main(cfg.parse_args(argv))
-    rows = list(csv.DictReader(open(out / "results.csv")))
+    table = list(csv.DictReader(open(out / "results.csv")))
+    rows = [r for r in table if r["kind"] == "generated"]
+    assert [(r["kind"], r["n"]) for r in table if r not in rows] == [("real-vs-real", "20")]
     assert {(float(r["w"]), int(r["steps"]), int(r["seed"])) for r in rows} == {
         (0, 3, 0), (1, 3, 0), (4, 3, 0), (4, 3, 1), (1, 6, 0)}
     for r in rows:
@@ -156,9 +212,8 @@ def test_quick_study_end_to_end_resumes_and_keeps_the_same_noise_for_every_w(tmp
     for name in ("results.md", "metrics_vs_w.png", "grids.png", "grid_w0_steps3_seed0_n20.png",
                  "grid_w4_steps3_seed0_n20.png", "grid_w4_steps3_seed1_n20.png", "grid_w1_steps6_seed0_n20.png"):
         assert (out / name).exists(), name
-    # The same x_T for every w: a model whose ε̂ ignores the label gives identical sets.
-    sets = {tag: cfg.load_set(out / "samples" / tag) for tag in ("w0_steps3_seed0_n20", "w4_steps3_seed0_n20")}
-    assert all(s.shape == (20, 3, 8, 8) for s in sets.values())
+    assert all(cfg.load_set(out / "samples" / tag, 20).shape == (20, 3, 8, 8)
+               for tag in ("w0_steps3_seed0_n20", "w4_steps3_seed0_n20"))
     # Resume: a deleted batch is redrawn identically, finished sets are skipped.
     first = (out / "samples" / "w4_steps3_seed0_n20" / "batch_000010.npy")
     before = first.read_bytes()
@@ -179,6 +234,43 @@ def test_quick_study_end_to_end_resumes_and_keeps_the_same_noise_for_every_w(tmp
     monkeypatch.setattr(fid, "load_inception", lambda *a, **k: pytest.fail("features recomputed"))
     cfg.main(cfg.parse_args(argv))
     assert (out / "results.md").read_text() == table
+
+
+def test_every_w_starts_from_the_same_noise(tmp_path):
+    """A model whose label table has one row repeated cannot tell y from ∅, so ε̃ = ε̂ at every w:
+    its sets at w = 0, 1 and 4 must then be the same images, and the second draw (seed 1) others."""
+    model = random_dit()
+    with torch.no_grad():
+        model.y_embedder.embedding_table.weight[:] = model.y_embedder.embedding_table.weight[0]
+    path = tmp_path / "label_blind.pt"
+    torch.save(dict(config=dict(model=model.config, diffusion=dict(T=1000, schedule="linear")),
+                    ema=model.state_dict(), class_names=[f"c{i}" for i in range(10)]), path)
+    out = tmp_path / "study"
+    cfg.main(cfg.parse_args(["--quick", "--checkpoint", str(path), "--no-metrics", "--out", str(out)]))
+    sets = {tag: cfg.load_set(out / "samples" / tag, 20).int()
+            for tag in ("w0_steps3_seed0_n20", "w1_steps3_seed0_n20", "w4_steps3_seed0_n20", "w4_steps3_seed1_n20")}
+    # One pass (w = 0, 1) or the doubled one (w = 4) may round the last bit differently: ≤ 1 level.
+    assert (sets["w0_steps3_seed0_n20"] - sets["w4_steps3_seed0_n20"]).abs().max() <= 1
+    assert (sets["w1_steps3_seed0_n20"] - sets["w4_steps3_seed0_n20"]).abs().max() <= 1
+    assert (sets["w4_steps3_seed1_n20"] - sets["w4_steps3_seed0_n20"]).abs().float().mean() > 10
+
+
+def test_a_set_is_finished_in_the_batches_it_was_begun_in(tmp_path, checkpoint_file):
+    """Batch files are named by their first image: finishing a set in batches of another size
+    would duplicate or drop images, so it is refused; a finished set must hold exactly N."""
+    out = tmp_path / "study"
+    argv = ["--checkpoint", str(checkpoint_file), "--no-metrics", "--no-compile", "--out", str(out),
+            "--w", "1", "--redraw-w", "--check-w", "--n", "10", "--steps", "2"]
+    cfg.main(cfg.parse_args(argv + ["--batch-size", "5"]))
+    folder = out / "samples" / "w1_steps2_seed0_n10"
+    (folder / "batch_000005.npy").unlink()
+    (out / "results.json").unlink()
+    with pytest.raises(SystemExit, match="begun in batches of 5, not 4; finish it with --batch-size 5"):
+        cfg.main(cfg.parse_args(argv + ["--batch-size", "4"]))
+    cfg.main(cfg.parse_args(argv + ["--batch-size", "5"]))
+    assert len(cfg.load_set(folder, 10)) == 10
+    with pytest.raises(SystemExit, match="holds 10 images, not 12"):
+        cfg.load_set(folder, 12)
 
 
 def _row(w, n, command, dtype="bf16", seed=0, fid_=30.0):
@@ -261,6 +353,26 @@ def test_labels_are_class_balanced_with_one_class_per_grid_row():
     assert torch.bincount(y).tolist() == [100] * 10
     assert y[:100].reshape(10, 10).unique(dim=1).flatten().tolist() == list(range(10))   # row r: class r
     assert cfg.study_labels(20, [88, 207]).tolist()[:20] == [88] * 10 + [207] * 10
+    y3 = cfg.study_labels(300, [5, 6, 7])                  # 3 classes: balanced at every 30 images
+    assert torch.bincount(y3)[5:].tolist() == [100] * 3
+    assert y3[:30].tolist() == [5] * 10 + [6] * 10 + [7] * 10 and y3[30:40].tolist() == [5] * 10
+
+
+def test_precision_and_recall_are_measured_against_the_real_images_of_the_classes_drawn(
+        tmp_path, checkpoint_file, real_folder, monkeypatch):
+    """With --classes 2 7 the real images of the reference are classes 2 and 7 alone, in the
+    sets' counts, and the FID statistics are theirs."""
+    import fid
+
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: ColourStats())
+    args = cfg.parse_args(["--checkpoint", str(checkpoint_file), "--data", str(real_folder), "--image-size", "8",
+                           "--n", "20", "--classes", "2", "7", "--out", str(tmp_path)])
+    per_class = fid.folder_class_features(real_folder, ColourStats(), cache_dir=None, progress=False)
+    ref = cfg.Reference(args, [f"c{i}" for i in range(10)], ColourStats())
+    np = pytest.importorskip("numpy")
+    assert np.array_equal(ref.feats, np.concatenate([per_class["c2"][:10], per_class["c7"][:10]]))
+    mu, _ = fid.feature_statistics(np.concatenate([per_class["c2"], per_class["c7"]]))
+    assert np.allclose(ref.mu, mu)
 
 
 def test_diversity_in_closed_form():

@@ -593,3 +593,19 @@ def test_max_steps_0_with_init_from_evaluates_an_export_with_guidance(data, tmp_
     assert runs["1"]["fid"] != runs["3"]["fid"]
     with pytest.raises(SystemExit, match="--guidance must be at least 0"):
         tr.parse_args(["--guidance", "-1"])
+
+
+def test_a_guidance_scale_the_model_cannot_sample_fails_before_training(data, tmp_path):
+    """Without label dropout ∅ is never trained, so --guidance 4 is refused before step 1, in one
+    line (not after the run, when samples.png is drawn); flat, unlabelled data has nothing to
+    guide towards."""
+    out = tmp_path / "nodrop"
+    with pytest.raises(SystemExit, match="^--guidance: guidance scale w = 4 needs .* label dropout"):
+        train(data, out, "--max-steps", "5", "--class-dropout", "0", "--guidance", "4")
+    assert not (out / tr.CHECKPOINT).exists()
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in sorted(data.rglob("*.png"))[:40]:
+        (flat / f"{p.parent.name}_{p.name}").write_bytes(p.read_bytes())
+    with pytest.raises(SystemExit, match="^--guidance: .*knows one class .* nothing to guide towards"):
+        train(flat, tmp_path / "flat-run", "--max-steps", "5", "--guidance", "2")
