@@ -287,20 +287,24 @@ class Reference:
     (--classes; all ten by default): the FID statistics of all their test images, N test images
     with the sets' class counts for precision and recall, and the real-vs-real values at N
     (N training images, the same counts, against the same test images: what a perfect model
-    would score)."""
+    would score).  class_names: the model's, which args.classes index; None (sweep.py): the
+    real folder's, all of them."""
 
-    def __init__(self, args, class_names: list[str], inception):
+    def __init__(self, args, inception, class_names: list[str] | None = None):
         self.inception = inception
         test_dir, train_dir = real_folders(args)
         per_class = fid.folder_class_features(test_dir, inception)          # cached on disk
         train = landscapes.load_images(train_dir, args.image_size, progress=False)
-        wanted = [class_names[c] for c in args.classes]                    # the sets' classes, by name
+        if class_names is None:
+            class_names = list(per_class)
+        classes = getattr(args, "classes", None) or list(range(len(class_names)))
+        wanted = [class_names[c] for c in classes]                         # the sets' classes, by name
         missing = sorted(set(wanted) - (set(per_class) & set(train.class_names)))
         if missing:
             raise SystemExit(f"--data: the real images have no class {', '.join(missing)}; pass a --data "
                              f"folder with one subfolder per class, or --no-metrics")
-        labels = study_labels(args.n, args.classes).numpy()                # the sets' labels
-        counts = {class_names[c]: int((labels == c).sum()) for c in args.classes}
+        labels = study_labels(args.n, classes).numpy()                     # the sets' labels
+        counts = {class_names[c]: int((labels == c).sum()) for c in classes}
         self.mu, self.sigma = fid.feature_statistics(np.concatenate([per_class[n] for n in counts]))
         short = [n for n, k in counts.items() if len(per_class[n]) < k]
         if short:
@@ -309,7 +313,7 @@ class Reference:
         self.feats = np.concatenate([per_class[n][:k] for n, k in counts.items()])
         idx = torch.cat([torch.nonzero(train.labels == train.class_names.index(n)).flatten()[:k]
                          for n, k in counts.items()])
-        subset = "" if wanted == class_names else "_classes" + "-".join(map(str, args.classes))
+        subset = "" if wanted == class_names else "_classes" + "-".join(map(str, classes))
         cache = Path(args.out) / "samples" / f"real_train_n{args.n}{subset}_features.npy"
         if cache.exists():
             train_feats = np.load(cache)
@@ -358,7 +362,7 @@ def run_study(model, args, device: torch.device) -> list[dict]:
     # or this N has no real-vs-real row yet, so a finished study redraws its tables in seconds.
     if not args.no_metrics and (len(finished) < len(tags) or f"real_n{args.n}" not in done):
         inception = fid.load_inception(device=device)
-        reference = Reference(args, model.class_names, inception)
+        reference = Reference(args, inception, model.class_names)
         done[f"real_n{args.n}"] = dict(kind="real-vs-real", n=args.n, **reference.real)
     for (w, steps, seed), tag in zip(sets, tags):
         if tag in finished:

@@ -59,8 +59,8 @@ D, DEPTH, HEADS, TOKENS = 256, 6, 4, 256
 
 
 class Peer(DiffusersDiT):
-    """diffusers' DiT with what cfg.guided_eps_fn asks of a model (ε̂ = all 3 channels, ∅ = 10)."""
-    eps_channels, null_label, learnt_null = 3, 10, True
+    """diffusers' DiT with what cfg.guided_eps_fn asks of a model (ε̂ = all 3 channels, 10 classes, ∅ = 10)."""
+    eps_channels, num_classes, null_label, learnt_null = 3, 10, 10, True
 
 
 @torch.inference_mode()
