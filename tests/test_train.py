@@ -529,7 +529,7 @@ def test_qk_norm_is_part_of_the_config(data, tmp_path):
     assert train(data, tmp_path / "old", "--max-steps", "3", "--resume")["step"] == 3
 
 
-def test_inspect_attention_on_trained_checkpoints(data, tmp_path):
+def test_inspect_attention_on_trained_checkpoints(data, tmp_path, capsys):
     """inspect_attention.py: the same images and noise for every checkpoint (a checkpoint given
     twice gives the same numbers, two trainings different ones), one row per --t and block,
     and the plot."""
@@ -543,6 +543,17 @@ def test_inspect_attention_on_trained_checkpoints(data, tmp_path):
     assert [len(per_t) for per_t in found] == [2, 2, 2] and len(found[0][0]) == 2   # 2 blocks
     assert found[0] == found[2] and found[0] != found[1]
     assert plot.stat().st_size > 10_000
+    # --replot reads the printed table back: the first t's numbers, to the digits printed.
+    printed = tmp_path / "table.txt"
+    printed.write_text(capsys.readouterr().out)
+    again = inspect_attention.main(inspect_attention.parse_args(
+        ["--replot", str(printed), "--plot", str(tmp_path / "again.png"), "--labels", "a", "b", "a2"]))
+    for row, per_t in zip(again, found):
+        assert [x for pair in row[0] for x in pair] == pytest.approx(
+            [x for m, h in per_t[0] for x in (round(m, 1), round(h, 2))], abs=1e-9)
+    with pytest.raises(SystemExit, match="--labels: 1 names for the 3 checkpoints"):
+        inspect_attention.main(inspect_attention.parse_args(
+            ["--replot", str(printed), "--plot", str(tmp_path / "x.png"), "--labels", "x"]))
     with pytest.raises(SystemExit, match="--labels: 1 names for 2 checkpoints"):
         inspect_attention.parse_args([a, b, "--labels", "x"])
     with pytest.raises(SystemExit, match="no checkpoint at"):

@@ -3,6 +3,7 @@ entropy, on the same noised training images for every checkpoint.
 
     python tools/inspect_attention.py checkpoints/dit_landscapes.pt runs/<run>/checkpoint.pt ...
     python tools/inspect_attention.py A.pt B.pt C.pt --plot growth.png --labels early middle late
+    python tools/inspect_attention.py --replot table.txt --plot growth.png --labels early middle late
 
 Why: a transformer whose attention logits q·k/√d_h keep growing ends with softmax rows that put
 all their weight on one token (entropy → 0), and its loss diverges soon after (Dehghani et al.
@@ -73,7 +74,10 @@ def attention_stats(model: DiT, x_t: torch.Tensor, t: torch.Tensor, y: torch.Ten
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("checkpoints", nargs="+", help="checkpoint.pt files or --export files")
+    ap.add_argument("checkpoints", nargs="*", help="checkpoint.pt files or --export files")
+    ap.add_argument("--replot", default=None, metavar="TXT",
+                    help="instead, redraw --plot from a table this script printed (the checkpoints' "
+                         "files are not needed; the numbers as printed, to 0.1 and 0.01)")
     ap.add_argument("--data", default=None, help="image folder; None: the procedural training landscapes")
     ap.add_argument("--n", type=int, default=64, help="images per timestep")
     ap.add_argument("--t", type=int, nargs="+", default=[50, 500, 950], help="timesteps to probe")
@@ -84,6 +88,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--labels", nargs="+", default=None,
                     help="names for the checkpoints on the plot, in order (else folder/file)")
     args = ap.parse_args(argv)
+    if args.replot is not None:
+        if args.checkpoints or args.plot is None or args.labels is None:
+            raise SystemExit("--replot TXT takes no checkpoints, and needs --plot PNG and --labels")
+        return args
+    if not args.checkpoints:
+        raise SystemExit("name one or more checkpoints (or --replot a printed table)")
     if args.labels is not None and len(args.labels) != len(args.checkpoints):
         raise SystemExit(f"--labels: {len(args.labels)} names for {len(args.checkpoints)} checkpoints")
     if args.n < 1:
@@ -115,8 +125,31 @@ def plot(table: list[list[tuple[float, float]]], labels: list[str], t_value: int
     plt.close(fig)
 
 
+def read_printed_table(path: Path) -> tuple[list[list[tuple[float, float]]], int]:
+    """The first timestep's rows of a table `main` printed: (table[c][b], t)."""
+    table, t_value = [], None
+    for line in Path(path).read_text().splitlines():
+        if line.endswith("per block: largest |logit| and mean entropy (nats)"):
+            table.append(None)                           # a checkpoint: its first t row follows
+        elif line.lstrip().startswith("t =") and table and table[-1] is None:
+            words = line.split()
+            t_value = int(words[2]) if t_value is None else t_value
+            blocks = words[5:]                           # b0 logit entropy  b1 …
+            table[-1] = [(float(blocks[i + 1]), float(blocks[i + 2])) for i in range(0, len(blocks), 3)]
+    if not table or None in table:
+        raise SystemExit(f"--replot {path}: no table of this script in it")
+    return table, t_value
+
+
 def main(args: argparse.Namespace) -> list[list[list[tuple[float, float]]]]:
     """Prints the table; returns stats[checkpoint][t][block] = (largest logit, entropy)."""
+    if args.replot is not None:
+        table, t_value = read_printed_table(args.replot)
+        if len(args.labels) != len(table):
+            raise SystemExit(f"--labels: {len(args.labels)} names for the {len(table)} checkpoints in {args.replot}")
+        plot(table, args.labels, t_value, Path(args.plot))
+        print(f"wrote {args.plot}")
+        return [[row] for row in table]
     try:
         models = [load_dit_checkpoint(path) for path in args.checkpoints]     # (model, config, names)
     except (FileNotFoundError, ValueError) as e:      # no file, or not a checkpoint
