@@ -18,7 +18,7 @@ home of the pixel scaling [0, 255] ↔ [-1, 1], and how 1-D fractal noise compar
 row-index grid draws a mountain range for every column at once.
 
 Run it:
-    python landscapes.py --out data/my-landscapes --n 10000 --size 32 --seed 0   # ~26 s here
+    python landscapes.py --out data/my-landscapes --n 10000 --size 32 --seed 0   # ~41 s, Ice Lake Xeon
     python landscapes.py --grid landscapes_grid.png        # 10×10 preview, one class per row
     python -m pytest tests/test_landscapes.py -q
 Other scripts call `resolve_data(args.data, split, image_size)` then `load_images(...)`.
