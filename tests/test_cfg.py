@@ -389,4 +389,10 @@ def test_explain_prints_both_predictions_and_writes_the_figure(tmp_path, checkpo
     for t in ("t = 899", "t = 499", "t = 99"):
         assert t in printed
     assert "cos(ε̂_y, ε̂_∅)" in printed and "ε̃(w=4)" in printed
+    # Each pixel row: ε̂_y, ε̂_∅, their difference, then ε̃ at w = 0, 1, 4 from the rule itself.
+    rows = [[float(v) for v in line.split(")")[1].split()] for line in printed.splitlines()
+            if line.startswith("  (")]
+    assert len(rows) == 3                                               # one pixel at each of 3 t
+    for e_y, e_0, diff, w0, w1, w4 in rows:
+        assert (w0, w1) == (e_0, e_y) and w4 == pytest.approx(e_0 + 4 * diff, abs=3e-4)
     assert (tmp_path / "explain.png").exists()
