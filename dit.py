@@ -595,13 +595,22 @@ def bf16_is_fast(device: torch.device) -> bool:
 
 def describe_machine(device: torch.device) -> str:
     """The machine a result was measured on, in words, for the records beside it: the GPU's name,
-    or the CPU's model name with its vector extension and bf16 units.  The model name alone is
-    not enough: cloud VMs call several Xeon generations "Intel(R) Xeon(R) Processor @ 2.80GHz"."""
+    or the CPU's model name, its family and model numbers, vector extension and bf16 units.  The
+    model name alone is not enough: cloud VMs call several Xeon generations "Intel(R) Xeon(R)
+    Processor @ 2.80GHz" and both a Zen 4 and a Zen 5 EPYC "AMD EPYC"; the family and model
+    numbers tell them apart (an EPYC of family 25 is Zen 3 or 4, of family 26 Zen 5)."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    name = platform.processor() or platform.machine()
+    fields = {}
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:      # Linux names the model here
-        name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+        for line in f:
+            key, _, value = line.partition(":")
+            if not key.strip():                                     # a blank line ends the first core
+                break
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:                # x86 numbers; other CPUs lack them
+        name += f", family {fields['cpu family']} model {fields['model']}"
     units = "AMX" if _CPU_HAS_AMX else "AVX-512-BF16" if _CPU_HAS_BF16_UNITS else "no bf16 units"
     return f"cpu ({name}; {torch.backends.cpu.get_cpu_capability()}, {units}; {torch.get_num_threads()} threads)"
 

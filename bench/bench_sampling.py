@@ -52,7 +52,7 @@ from bench_train import DiffusersDiT                             # the same peer
 from cfg import guided_eps_fn
 import dit
 from dit import (attend, attention_logits, attention_written_out, autocast, bf16_is_fast, build_dit, ddim_sample,
-                 forward_gflops, keep_freed_memory, onednn_linear)
+                 describe_machine, forward_gflops, keep_freed_memory, onednn_linear)
 from forward_process import alpha_bar_from_betas, make_betas
 
 D, DEPTH, HEADS, TOKENS = 256, 6, 4, 256
@@ -154,8 +154,8 @@ def main(args: argparse.Namespace) -> None:
     gflop_per_image_step = 2 * 2 * forward_gflops(ours)          # 2 passes (guided), 2 FLOPs per MAC
     precisions = args.precision or ["fp32"] + (["bf16"] if bf16_is_fast(torch.device("cpu")) else [])
     print(f"guided DDIM sampling, batch {args.batch} (forward batch {2 * args.batch}), {args.steps} steps "
-          f"× {args.rounds} rounds, DiT-Ti/2 shape at 32 px; {torch.backends.cpu.get_cpu_capability()} CPU, "
-          f"{torch.get_num_threads()} threads; {gflop_per_image_step:.2f} GFLOP per image-step")
+          f"× {args.rounds} rounds, DiT-Ti/2 shape at 32 px; {describe_machine(torch.device('cpu'))}; "
+          f"{gflop_per_image_step:.2f} GFLOP per image-step")
     print(f"{'precision':<9} {'model':<26} {'image-steps/s':>13} {'vs diffusers':>12} {'GFLOP/s':>8} {'of matmul':>9}"
           f"  per round vs diffusers")
     for precision in precisions:

@@ -141,8 +141,15 @@ def test_bf16_is_fast_exactly_where_the_cpu_has_bf16_units():
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads the CPU's model name from Linux's /proc/cpuinfo")
 def test_describe_machine_names_the_cpu_model_and_its_bf16_units():
     """The records beside a result name the machine well enough to tell the project's CPUs apart:
-    two Xeons of different generations share one model name, so the bf16 units are named too."""
-    name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    two Xeons of different generations share one model name, and so do a Zen 4 and a Zen 5 EPYC,
+    so the family and model numbers (on x86) and the bf16 units are named too."""
+    with open("/proc/cpuinfo") as f:
+        first_core = f.read().split("\n\n")[0]
+    fields = dict((key.strip(), value.strip()) for key, _, value in
+                  (line.partition(":") for line in first_core.splitlines()))
+    name = fields["model name"]
+    if "cpu family" in fields:
+        name += f", family {fields['cpu family']} model {fields['model']}"
     text = dit.describe_machine(torch.device("cpu"))
     assert text.startswith(f"cpu ({name}; {torch.backends.cpu.get_cpu_capability()}, ")
     assert ("no bf16 units" in text) == (not bf16_is_fast(torch.device("cpu")))
