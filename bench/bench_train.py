@@ -32,7 +32,7 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
 from dit import build_dit, forward_gflops
 from forward_process import alpha_bar_from_betas, make_betas
-from dit import autocast, keep_freed_memory
+from dit import autocast, describe_machine, keep_freed_memory
 from train_one_epoch import training_loss          # the trainer's own step is what is timed
 
 
@@ -184,7 +184,7 @@ def main(args: argparse.Namespace) -> None:
     print("matrix-multiply peak, measured now: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peak.items()))
     torch.manual_seed(0)
     print(f"batch {args.batch_size}, {args.image_size} px, hidden 256, depth 6, 4 heads; "
-          f"{torch.get_num_threads()} threads; {args.steps} timed steps after {args.warmup} warm-up")
+          f"{describe_machine(torch.device('cpu'))}; {args.steps} timed steps after {args.warmup} warm-up")
     header = f"{'patch':>5} {'precision':>9} {'model':>16} {'img/s':>8} {'ratio':>6} {'GFLOP/s':>8} {'% peak':>7}"
     print(header + "\n" + "-" * len(header))
     for patch in args.patch:
