@@ -223,8 +223,10 @@ class Mlp(nn.Module):
         self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fc1.runs_on_onednn(x):
-            return self.fc2(self.fc1(x, gelu=True))      # GELU inside fc1's kernel: no extra pass
+        # GELU inside fc1's oneDNN kernel saves a pass over the (B, T, 4D) activation; compiled,
+        # it stays there only where oneDNN's GELU is cheap (AVX-512; see _ONEDNN_GELU_IS_CHEAP).
+        if self.fc1.runs_on_onednn(x) and (_ONEDNN_GELU_IS_CHEAP or not torch.compiler.is_compiling()):
+            return self.fc2(self.fc1(x, gelu=True))
         h = self.fc1(x)                                                    # (B, T, 4D)
         if torch.compiler.is_compiling():
             # torch.compile fuses the sigmoid form into one loop that needs one exp per element
@@ -641,6 +643,12 @@ def _onednn_linear_runs() -> bool:
 
 
 _HAS_ONEDNN = _onednn_linear_runs()                       # once, at import (see above)
+
+# Whether oneDNN applies GELU inside fc1's kernel at little cost.  With AVX-512 it does; held to
+# AVX2, its fused GELU costs as much as a pass of its own (bench/README.md), so a compiled Mlp
+# leaves GELU to torch.compile's fused loop instead (Mlp.forward).  Eager keeps the fused
+# kernel either way: there the alternative, F.linear and then F.gelu, is no faster.
+_ONEDNN_GELU_IS_CHEAP = torch.backends.cpu.get_cpu_capability() == "AVX512"
 
 
 class Linear(nn.Linear):

@@ -125,6 +125,25 @@ def test_onednn_linear_equals_f_linear_in_inference_and_steps_aside_for_autograd
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
 
 
+@needs_onednn
+@pytest.mark.parametrize("cheap", [True, False])
+def test_compiled_inference_fuses_gelu_into_onednn_only_where_that_is_cheap(monkeypatch, cheap):
+    """Compiled CPU inference puts GELU inside oneDNN's fc1 kernel where oneDNN does that cheaply
+    (AVX-512), and leaves it to torch.compile's own loop (the sigmoid form) where it does not
+    (AVX2); the numbers are eager's either way."""
+    torch._dynamo.reset()
+    monkeypatch.setattr(dit, "_ONEDNN_GELU_IS_CHEAP", cheap)
+    sigmoid_form, traced = dit.gelu_tanh_as_sigmoid, []
+    monkeypatch.setattr(dit, "gelu_tanh_as_sigmoid", lambda h: traced.append(1) or sigmoid_form(h))
+    torch.manual_seed(0)
+    mlp = Mlp(16, 64)
+    x = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        eager, compiled = mlp(x), torch.compile(mlp)(x)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
+    assert bool(traced) == (not cheap)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads the CPU's flags from Linux's /proc/cpuinfo")
 def test_bf16_is_fast_exactly_where_the_cpu_has_bf16_units():
     """--precision auto picks bf16 on a CPU only where the kernel lists bf16 dot-product units
