@@ -18,7 +18,9 @@ in bf16, and our dit.Linear in inference); both are timed and the faster is the 
 The row "ours, F.linear" runs our model with every Linear on F.linear, to show what the backend
 buys and what the rest of the code does.  Attention is timed alone: by dit.attend, by the two
 kernels it chooses between (PyTorch's fused scaled_dot_product_attention, and the written-out
-softmax(Q Kᵀ/√d_h) V), and as its two batched products alone (Q Kᵀ and A V, no softmax).  Two
+softmax(Q Kᵀ/√d_h) V), and as its two batched products alone (Q Kᵀ and A V, no softmax).
+The MLP's GELU is timed both ways a compiled dit.Mlp can apply it: inside fc1's oneDNN kernel
+(fc1 with and without it) and as torch.compile's own pass over fc1's output.  Two
 ceilings close the table, steps in which every pass but the matrix products is free: in
 "ceiling: products only" the Linears run at the reference rate and attention's products at
 theirs (or at its kernel's, if that is faster); in "ceiling: with softmax" attention runs at
@@ -129,6 +131,30 @@ def attention_rates(batch: int, precision: str, repeats: int = 5) -> dict[str, f
     return rates
 
 
+@torch.inference_mode()
+def gelu_times(batch: int, precision: str, compiled_gelu, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds of one block's fc1 (D → 4D) at the doubled batch through oneDNN, alone and
+    with oneDNN's GELU inside its kernel, and of torch.compile's GELU pass over fc1's output: the
+    two ways dit.Mlp can apply GELU in compiled inference (dit._ONEDNN_GELU_IS_CHEAP picks)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    x, w, b = (torch.randn(2 * batch * TOKENS, D, dtype=dtype), torch.randn(4 * D, D, dtype=dtype),
+               torch.randn(4 * D, dtype=dtype))
+    h = onednn_linear(x, w, b, False)
+    kernels = {"fc1 alone": lambda: onednn_linear(x, w, b, False),
+               "fc1 with oneDNN's GELU": lambda: onednn_linear(x, w, b, True)}
+    if compiled_gelu is not None:
+        kernels["torch.compile's GELU pass"] = lambda: compiled_gelu(h)
+    times = {}
+    for name, kernel in kernels.items():
+        best = float("inf")
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            kernel()
+            best = min(best, time.perf_counter() - start)
+        times[name] = best * 1e3
+    return times
+
+
 def attention_flops(batch: int) -> int:
     """FLOPs of one block's Q Kᵀ and A V: 2 products × 2 FLOPs × T² · D multiply-adds per image."""
     return batch * 2 * 2 * TOKENS ** 2 * D
@@ -161,8 +187,10 @@ def main(args: argparse.Namespace) -> None:
     for precision in precisions:
         runs = [("diffusers (eager)", peer), ("ours (eager)", ours), ("ours, no QK-norm (eager)", ours_plain),
                 ("ours, F.linear (eager)", ours)]
+        compiled_gelu = None
         if not args.no_compile:
             runs += [("ours (torch.compile)", torch.compile(ours))]
+            compiled_gelu = torch.compile(dit.gelu_tanh_as_sigmoid)
 
         def timed(name, model, steps=args.steps):
             with FLinearOnly() if "F.linear" in name else contextlib.nullcontext():
@@ -173,12 +201,15 @@ def main(args: argparse.Namespace) -> None:
         # Rounds: in each, the kernels alone, then every model once, in turn (in reverse order
         # every other round); medians over rounds.
         per_round = {name: [] for name, _ in runs}
-        rates_mm, rates_attn = {}, {}
+        rates_mm, rates_attn, ms_gelu = {}, {}, {}
         for round_ in range(args.rounds):
             for backend, rate in linear_rates(args.batch, precision).items():
                 rates_mm.setdefault(backend, []).append(rate)
             for kernel, rate in attention_rates(args.batch, precision).items():
                 rates_attn.setdefault(kernel, []).append(rate)
+            if torch.backends.mkldnn.is_available():
+                for kernel, ms in gelu_times(args.batch, precision, compiled_gelu).items():
+                    ms_gelu.setdefault(kernel, []).append(ms)
             for name, model in runs if round_ % 2 == 0 else runs[::-1]:
                 per_round[name].append(timed(name, model))
         rates_mm = {backend: statistics.median(r) for backend, r in rates_mm.items()}
@@ -197,6 +228,9 @@ def main(args: argparse.Namespace) -> None:
         for kernel, rate in rates_attn.items():
             name = f"attention, {kernel}"
             print(f"{precision:<9} {name:<26} {'':>13} {'':>12} {rate:>8.1f} {rate / rate_mm:>8.1%}")
+        if ms_gelu:
+            print(f"{precision:<9} GELU after fc1, ms: " +
+                  ", ".join(f"{kernel} {statistics.median(ms):.1f}" for kernel, ms in ms_gelu.items()))
         # Two ceilings, every pass but the matrix products free: the Linears at the reference
         # rate, and attention at its products' rate (or its kernel's, where that is faster: in
         # fp32 the fused kernel outruns MKL's batched products), or by its kernel, softmax and all.

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +39,10 @@ def test_sampling_bench_prints_consistent_rates():
     rows = re.findall(r"^(fp32|bf16)\s+(diffusers \(eager\)|ours \(eager\))\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)\s+"
                       r"([\d.]+)%\s+([\d.]+) ([\d.]+) ([\d.]+)$", out.stdout, re.M)
     assert len(rows) >= 2
+    if torch.backends.mkldnn.is_available():       # fc1 with its GELU fused is timed beside fc1 alone
+        alone, fused = map(float, re.search(r"GELU after fc1, ms: fc1 alone ([\d.]+), fc1 with oneDNN's GELU ([\d.]+)",
+                                            out.stdout).groups())
+        assert alone > 0 and fused > 0
     for precision, name, rate, ratio, gflops, share, *rounds in rows:
         # Printed values are rounded (rates to 0.01, GFLOP/s to 0.1, ratios to 0.001, shares to
         # 0.1%): allow that.
