@@ -325,6 +325,252 @@ def load_images(folder: str | Path, image_size: int, progress: bool | None = Non
 
 
 # --------------------------------------------------------------------------------------------
+#        A2. A folder of photographs: a held-out split by content, and scene labels
+# --------------------------------------------------------------------------------------------
+# A photo folder has no test split, and the Kaggle set holds copies: 176 byte-identical files,
+# 41 more pairs with identical pixels but other bytes, and bursts of near-identical shots of one
+# scene.  A split by file name would put one copy on each side, and "held-out" FID would then
+# partly score memorisation.  So the split is made by *content*:
+#   1. group images that are copies: equal sha256, or 16×16 RGB thumbnails closer than
+#      NEAR_COPY_RMS (same photo at another size or compression, or a burst of one scene);
+#   2. keep one image of each exact copy set (thumbnails within EXACT_COPY_RMS);
+#   3. send each whole group to one side, by a hash of its content, so the split does not
+#      depend on file names, their order, or how many other files the folder holds.
+# Scene labels make an unlabelled folder class-conditional (self-guided diffusion, Hu et al.
+# 2023; cluster-conditioned diffusion, Adaloglou et al. 2024): k-means on the Inception pool
+# features that fid.py computes.  Why those: they were trained to name what is in a picture
+# (ImageNet), so they group lakes with lakes rather than blue with blue, and they are the space
+# in which FID later judges the samples; the network is already on disk, offline.
+
+HELD_OUT_SHARE = 0.12          # ≈ 12% of the content groups held out for FID (≈ 500 of 4,319)
+NEAR_COPY_RMS = 0.07           # RMS thumbnail difference (0–1 scale) under which two photos
+                               # count as one scene; chosen by eye on the Kaggle pairs: below
+                               # 0.07 nearly all are the same view, above it mostly not
+EXACT_COPY_RMS = 0.01          # below this the pixels are the same picture: keep one copy
+SCENE_FEATURE_SIZE = 128       # centre crops at 128 px go to Inception for the scene features
+SMALL_FOLDER = 50              # fewer images than this: nothing held out, the folder is its own
+                               # test set (FID against it then measures fit only; warned)
+AUTO_SCENES_FROM = 500         # "auto" clusters a flat folder into scenes only from this many
+                               # images (≈ 50 a scene); a smaller one stays one class
+PHOTO_CACHE = Path(os.environ.get("DIT_PHOTO_CACHE", REPO_ROOT / "data" / "photos"))   # tests move it
+
+
+def _thumbnail(path: Path) -> np.ndarray | None:
+    """(16·16·3,) float32 in [0, 1]: the whole picture squashed to 16 × 16 (aspect ignored, so
+    a copy at another size or crop-free resize lands on the same thumbnail)."""
+    im = _open_rgb(path, min_side=64)
+    if im is None:
+        return None
+    return np.asarray(im.resize((16, 16), Image.Resampling.BOX), np.float32).reshape(-1) / 255
+
+
+def content_groups(thumbs: np.ndarray, digests: list[str], threshold: float = NEAR_COPY_RMS) -> np.ndarray:
+    """(N,) group id per image: union-find over pairs with equal digest or thumbnail RMS
+    difference below `threshold`.  Group ids are the index of the group's first member."""
+    N = len(digests)
+    parent = np.arange(N)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(i: int, j: int) -> None:
+        a, b = root(i), root(j)
+        parent[max(a, b)] = min(a, b)
+
+    first = {}
+    for i, d in enumerate(digests):
+        join(i, first.setdefault(d, i))
+    t = torch.from_numpy(thumbs).double()                                 # (N, 768)
+    sq = (t * t).sum(1)
+    rms = ((sq[:, None] + sq[None, :] - 2 * t @ t.T).clamp_min(0) / t.shape[1]).sqrt()   # (N, N)
+    for i, j in torch.nonzero(torch.triu(rms < threshold, diagonal=1)).tolist():
+        join(i, j)
+    return np.array([root(i) for i in range(N)])
+
+
+def held_out(key: str, share: float = HELD_OUT_SHARE) -> bool:
+    """Whether the group whose smallest member digest is `key` goes to the test side: the
+    digest's first 8 hex digits read as a number in [0, 1).  Deterministic and content-only."""
+    return int(key[:8], 16) / 16 ** 8 < share
+
+
+def kmeans(x: torch.Tensor, k: int, seed: int = 0, restarts: int = 8, iters: int = 100):
+    """Lloyd's k-means with k-means++ seeding (Arthur & Vassilvitskii 2007), best of `restarts`.
+
+    x: (N, D).  Returns (labels (N,), centres (k, D)) with clusters numbered largest first, so
+    the numbering does not depend on which restart won."""
+    if not 1 <= k <= len(x):
+        raise ValueError(f"k-means needs 1 ≤ k ≤ N, got k = {k} for {len(x)} points")
+    g = torch.Generator().manual_seed(seed)
+    x = x.double()
+    best = None
+    for _ in range(restarts):
+        centres = x[torch.randint(len(x), (1,), generator=g)]             # (1, D)
+        while len(centres) < k:                      # next centre ∝ squared distance (k-means++)
+            d2 = torch.cdist(x, centres).min(1).values ** 2               # (N,)
+            centres = torch.cat([centres, x[torch.multinomial(d2 + 1e-12, 1, generator=g)]])
+        labels = None
+        for _ in range(iters):
+            new = torch.cdist(x, centres).argmin(1)                       # (N,) nearest centre
+            if labels is not None and torch.equal(new, labels):
+                break
+            labels = new
+            for c in range(k):                       # an emptied cluster keeps its old centre
+                if (labels == c).any():
+                    centres[c] = x[labels == c].mean(0)
+        inertia = ((x - centres[labels]) ** 2).sum().item()
+        if best is None or inertia < best[0]:
+            best = (inertia, labels, centres)
+    _, labels, centres = best
+    order = torch.argsort(-torch.bincount(labels, minlength=k), stable=True)   # largest first
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(k)
+    return rank[labels], centres[order]
+
+
+def parse_labels(spec: str) -> int | None:
+    """--labels: "auto" (a folder's own classes, else kmeans:10), "none" (one class), or
+    "kmeans:K".  Returns K for k-means, 0 for one class, None for the folder's own classes."""
+    if spec == "none":
+        return 0
+    if spec == "auto":
+        return None
+    if spec.startswith("kmeans:") and spec[7:].isdigit() and int(spec[7:]) >= 2:
+        return int(spec[7:])
+    raise ValueError(f"--labels {spec!r}: use auto, none or kmeans:K with K ≥ 2 (e.g. kmeans:10)")
+
+
+DEFAULT_SCENES = 10            # "auto" on a flat folder: 10 scenes, one per row of a 10×10 grid
+
+
+@dataclass
+class PhotoSplit:
+    """What `photo_split` found in a folder: each file's group, which files are kept, the split."""
+    paths: list[Path]
+    groups: np.ndarray          # (N,) group id per file (the index of the group's first file)
+    keep: np.ndarray            # (N,) bool: False for extra copies and unreadable files
+    test: np.ndarray            # (N,) bool: the held-out side
+    cache: Path                 # data/photos/<folder>-<key>: the split, features and crops
+
+    def summary(self) -> dict:
+        sizes = np.bincount(self.groups)
+        return dict(files=len(self.paths), copies_dropped=int((~self.keep).sum()),
+                    groups=int((sizes > 0).sum()), multi_file_groups=int((sizes > 1).sum()),
+                    train=int((self.keep & ~self.test).sum()), test=int((self.keep & self.test).sum()),
+                    held_out_share=HELD_OUT_SHARE, near_copy_rms=NEAR_COPY_RMS,
+                    content_key=self.cache.name.rsplit("-", 1)[-1])
+
+
+def photo_split(folder: str | Path, progress: bool = True) -> PhotoSplit:
+    """The content split of a folder's images (flat or with class subfolders), cached in
+    data/photos/<folder>-<key>/split.json, the key being a hash of every file's name and bytes."""
+    import hashlib
+
+    folder = Path(folder)
+    paths, _, _ = list_images(folder)
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    key = hashlib.sha1("".join(f"{p.relative_to(folder)}:{d}|" for p, d in zip(paths, digests))
+                       .encode()).hexdigest()[:12]
+    cache = PHOTO_CACHE / f"{folder.resolve().name}-{key}"
+    if (cache / "split.json").is_file():
+        saved = json.loads((cache / "split.json").read_text())
+        return PhotoSplit(paths, *(np.array(saved[k]) for k in ("groups", "keep", "test")), cache)
+    thumbs = [_thumbnail(p) for p in progress_iter(paths, "comparing photos", "img", enabled=progress)]
+    readable = np.array([t is not None for t in thumbs])
+    thumbs = np.stack([t if t is not None else np.full(768, -9.0, np.float32) for t in thumbs])
+    groups = content_groups(thumbs, digests)
+    exact = content_groups(thumbs, digests, threshold=EXACT_COPY_RMS)
+    keep = (exact == np.arange(len(paths))) & readable            # first of each exact-copy set
+    group_key = {g: min(digests[i] for i in np.flatnonzero(groups == g)) for g in set(groups.tolist())}
+    test = np.array([held_out(group_key[g]) for g in groups.tolist()])
+    if keep.sum() < SMALL_FOLDER:
+        test[:] = False
+    cache.mkdir(parents=True, exist_ok=True)
+    record = json.dumps(dict(groups=groups.tolist(), keep=keep.tolist(), test=test.tolist()))
+    atomic_write(cache / "split.json", lambda tmp: tmp.write_text(record))
+    return PhotoSplit(paths, groups, keep, test, cache)
+
+
+def scene_features(paths: list[Path], progress: bool = True) -> np.ndarray:
+    """(N, 2048) Inception pool features of 128-px centre crops (what the model sees, at 4×)."""
+    import fid
+
+    crops = np.zeros((len(paths), SCENE_FEATURE_SIZE, SCENE_FEATURE_SIZE, 3), np.uint8)
+    for i, p in enumerate(progress_iter(paths, "cropping photos", "img", enabled=progress)):
+        im = _open_rgb(p, min_side=2 * SCENE_FEATURE_SIZE)
+        if im is not None:
+            crops[i] = np.asarray(resize_center_crop(im, SCENE_FEATURE_SIZE))
+    u8 = torch.from_numpy(crops).permute(0, 3, 1, 2)                       # (N, 3, 128, 128)
+    return fid.inception_features(u8, fid.load_inception(), progress=progress)
+
+
+def scene_labels(split: PhotoSplit, k: int, seed: int = 0, progress: bool = True) -> np.ndarray:
+    """(N,) scene id per file: k-means (k clusters) on L2-normalised Inception features of the
+    kept training images, then every file goes to its nearest centre.  Cosine geometry: the
+    features' length tracks contrast more than content.  Cached beside the split."""
+    feats_file = split.cache / "scene_features.npy"
+    if feats_file.is_file():
+        feats = np.load(feats_file)
+    else:
+        feats = scene_features(split.paths, progress)
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:                        # a file object: np.save adds no suffix
+                np.save(f, feats)
+        atomic_write(feats_file, save)
+    x = torch.nn.functional.normalize(torch.from_numpy(feats).double(), dim=1)   # (N, 2048)
+    fit = torch.from_numpy(split.keep & ~split.test)
+    _, centres = kmeans(x[fit], k, seed)
+    return torch.cdist(x, centres).argmin(1).numpy()
+
+
+def prepared_photos(folder: str | Path, split: str, image_size: int, labels: str = "auto") -> Path:
+    """A photo folder's `split` ("train" or "test"), resized and centre-cropped to image_size,
+    in class subfolders (its own, scene<k>, or one class), as PNGs under data/photos/.  Every
+    script reads these, so training, FID references and floors all see the same pixels."""
+    k = parse_labels(labels)
+    folder = Path(folder)
+    s = photo_split(folder)
+    own = _scan_folder(folder)
+    if k is None and not own[3]:                     # auto on a flat folder: scenes, if it is big
+        k = DEFAULT_SCENES if s.keep.sum() >= AUTO_SCENES_FROM else 0
+    if k is None:
+        names, label_of = own[2], np.array(own[1])
+        tag = "own"
+    elif k == 0:
+        names, label_of, tag = [FLAT_CLASS_NAME], np.zeros(len(s.paths), int), "none"
+    else:
+        names, label_of, tag = [f"scene{c}" for c in range(k)], scene_labels(s, k), f"kmeans{k}"
+    root = s.cache / f"{image_size}px-{tag}"
+    marker = dict(split=s.summary(), labels=tag, class_names=names, image_size=image_size)
+    if split == "test" and not (s.keep & s.test).any():
+        _warn(f"{folder} has fewer than {SMALL_FOLDER} distinct images: nothing is held out, and "
+              f"FID is measured against the training images themselves")
+        split = "train"
+    out = root / split
+    if (out / DONE_MARKER).is_file() and json.loads((out / DONE_MARKER).read_text()) == marker:
+        return out
+    side = s.test if split == "test" else ~s.test
+    chosen = np.flatnonzero(s.keep & side)
+    for name in names:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    for i in progress_iter(chosen, f"preparing {split} photos", "img", enabled=len(chosen) >= 500):
+        im = _open_rgb(s.paths[i], min_side=2 * image_size)
+        name = s.paths[i].relative_to(folder).with_suffix("").as_posix().replace("/", "__")
+        target = out / names[label_of[i]] / f"{name}.png"            # unique: from the relative path
+        atomic_write(target, lambda tmp: resize_center_crop(im, image_size).save(tmp, format="PNG"))
+    atomic_write(out / DONE_MARKER, lambda tmp: tmp.write_text(json.dumps(marker, indent=2)))
+    summary = s.summary()
+    print(f"{folder}: {summary['files']} files, {summary['copies_dropped']} copies dropped, "
+          f"{summary['multi_file_groups']} groups of copies kept on one side; "
+          f"train {summary['train']}, held out {summary['test']} (labels: {tag})")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 #                    B. Procedural landscapes: drawing primitives (numpy only)
 # --------------------------------------------------------------------------------------------
 # Everything is drawn on a float canvas (R, R, 3) with values in [0, 1] at R = 2 × size, then
@@ -930,18 +1176,20 @@ def procedural_dataset(split: str = "train", size: int = 32, n: int | None = Non
     return generate_procedural(folder, n, size, seed)
 
 
-def resolve_data(data: str | Path | None, split: str, image_size: int) -> Path:
-    """What scripts call with their --data flag: None → the procedural cache, else the folder.
-
-    A user folder serves every split (the Kaggle set has no test split): FID against it then
-    compares with the training images themselves.
-    """
+def resolve_data(data: str | Path | None, split: str, image_size: int, labels: str = "auto") -> Path:
+    """What scripts call with their --data and --labels flags: None → the procedural cache;
+    a folder → its content split ("train" or "test"), with its own classes, k-means scenes or
+    one class (`prepared_photos`), resized to image_size.  Raises ValueError with a clear line."""
     if data is None:
+        if labels != "auto":
+            raise ValueError(f"--labels {labels} applies to a --data folder; the procedural "
+                             f"landscapes have their own 10 classes")
         return procedural_dataset(split, image_size)
     folder = _check_folder(data)
     if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*")):
         raise _no_images_error(folder)
-    return folder
+    parse_labels(labels)                             # a bad spec fails before any work
+    return prepared_photos(folder, split, image_size, labels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -999,7 +1247,33 @@ def save_grid(path: str | Path, size: int = 32, seed: int = 0, per_class: int = 
                            title=f"Procedural landscapes, {size}×{size} px, seed {seed}: one class per row")
 
 
+def save_folder_grid(folder: str | Path, path: str | Path, size: int, labels: str = "auto",
+                     per_class: int = 10) -> Path:
+    """Real training images of a --data folder, one class (or scene) per row, with each class's
+    share of the training side in its label: how to see what k-means found."""
+    data = load_images(resolve_data(folder, "train", size, labels), size)
+    rows, names = [], []
+    g = torch.Generator().manual_seed(0)
+    for c, name in enumerate(data.class_names):
+        members = torch.nonzero(data.labels == c).flatten()
+        pick = members[torch.randperm(len(members), generator=g)[:per_class]]
+        pad = torch.full((per_class - len(pick), 3, size, size), 255, dtype=torch.uint8)
+        rows.append(torch.cat([data.images[pick], pad]))
+        names.append(f"{name} ({len(members)})")
+    return save_image_grid(torch.cat(rows), path, nrow=per_class, row_labels=names,
+                           title=f"{Path(folder).name}: {per_class} random training images per class "
+                                 f"(size in brackets), {size} px")
+
+
 def main(args: argparse.Namespace) -> None:
+    if args.data is not None:
+        if args.grid is None:
+            raise SystemExit("--data needs --grid PATH.png: a grid of the folder's classes or scenes")
+        try:
+            print(f"wrote {save_folder_grid(args.data, args.grid, args.size, args.labels)}")
+        except ValueError as e:
+            raise SystemExit(f"--data: {e}")
+        return
     if args.n <= 0:
         raise SystemExit(f"--n {args.n}: the number of images must be at least 1")
     if args.size < 8:
@@ -1019,6 +1293,7 @@ if __name__ == "__main__":
         epilog="examples:\n"
                "  python landscapes.py --out data/my-landscapes --n 10000 --size 32 --seed 0\n"
                "  python landscapes.py --grid landscapes_grid.png\n"
+               "  python landscapes.py --data ~/landscape-pictures --grid scenes.png --size 64\n"
                "Training scripts draw and cache these sets themselves under data/ when --data is omitted.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=None, help="folder to write <class>/<index>.png into")
@@ -1027,4 +1302,8 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=32, help="image side in pixels (the DiT trains at 32)")
     parser.add_argument("--seed", type=int, default=0, help="set seed; image i depends only on (seed, i)")
     parser.add_argument("--grid", type=Path, default=None, help="write a 10×10 preview PNG here")
+    parser.add_argument("--data", default=None,
+                        help="with --grid: show this photo folder's training side instead, one class "
+                             "or k-means scene per row (it is split and labelled as for training)")
+    parser.add_argument("--labels", default="auto", help="with --data: auto, none or kmeans:K")
     main(parser.parse_args())

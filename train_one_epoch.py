@@ -79,6 +79,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--data", default=None,
                       help="folder of images (flat = unlabelled, or class subfolders); "
                            "default: the procedural landscapes, generated once into data/")
+    data.add_argument("--labels", default="auto", metavar="SPEC",
+                      help="with --data: auto (class subfolders, else kmeans:10), kmeans:K (K scenes "
+                           "clustered on Inception features) or none (one class). A --data folder is "
+                           "split by content into training and held-out images (landscapes.py)")
     data.add_argument("--image-size", type=int, default=32,
                       help="training resolution; 32 px keeps an epoch to minutes on 2 CPU cores")
     data.add_argument("--num-workers", type=int, default=0,
@@ -106,6 +110,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     diffusion.add_argument("--T", type=int, default=1000, help="diffusion steps (paper: 1000)")
     diffusion.add_argument("--schedule", default="linear", choices=SCHEDULES,
                            help="β schedule (paper: linear 1e-4 → 0.02)")
+    diffusion.add_argument("--t-sampling", default="uniform", choices=["uniform", "logit-normal"],
+                           help="how t is drawn for the loss (paper: uniform; logit-normal: SD3)")
+    diffusion.add_argument("--min-snr-gamma", type=float, default=None, metavar="γ",
+                           help="weight the loss by min(SNR, γ)/SNR (Min-SNR-γ, Hang et al. 2023; "
+                                "their γ: 5) (paper: none, L_simple)")
     optim = ap.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=int, default=64,
                        help="global batch (paper: 256); 64 fits a 2-core CPU's caches well")
@@ -179,20 +188,51 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
-def training_loss(model, x0, y, alpha_bar, buckets: int = 3):
-    """L_simple on a batch; also the per-sample losses summed per timestep bucket (low/mid/high t)."""
+def sample_timesteps(B: int, T: int, how: str, device) -> torch.Tensor:
+    """t for a batch: uniform over {0 … T−1} (DDPM, DiT), or logit-normal.
+
+    Logit-normal (Esser et al. 2024, SD3 §3.1, m = 0, s = 1): u = sigmoid(n), n ~ N(0, 1), then
+    t = ⌊u·T⌋.  It puts the batch where the task is neither trivial nor hopeless: near t = 0 the
+    noise is a faint film that ε-prediction barely needs to learn, near t = T the image is gone
+    and the best guess is the data mean; uniform t spends a third of the batch on those ends."""
+    if how == "uniform":
+        return torch.randint(0, T, (B,), device=device)                  # t ~ U{0 … T−1}
+    u = torch.sigmoid(torch.randn(B, device=device))                     # u ~ logit-normal(0, 1)
+    return (u * T).long().clamp_(max=T - 1)                              # (B,) in {0 … T−1}
+
+
+def loss_weights(t: torch.Tensor, alpha_bar: torch.Tensor, min_snr_gamma: float | None) -> torch.Tensor:
+    """Per-sample weights of ‖ε − ε̂‖²: 1 (L_simple), or Min-SNR-γ (Hang et al. 2023, eq. 5 with
+    ε-prediction):  w_t = min(SNR_t, γ) / SNR_t,  SNR_t = ᾱ_t / (1 − ᾱ_t).
+
+    Why: the timesteps fight over the shared weights, and L_simple lets the low-noise steps
+    (SNR in the thousands, where x_t already shows the image) pull hardest on them.  Capping
+    the SNR at γ = 5 turns their weight down to γ/SNR and leaves the noisy steps (SNR < γ) at 1;
+    the paper measured 3.4× faster convergence on ImageNet 256."""
+    if min_snr_gamma is None:
+        return torch.ones(t.shape, device=t.device)
+    snr = alpha_bar[t] / (1 - alpha_bar[t])                              # (B,) float64
+    return (snr.clamp(max=min_snr_gamma) / snr).float()
+
+
+def training_loss(model, x0, y, alpha_bar, buckets: int = 3, t_sampling: str = "uniform",
+                  min_snr_gamma: float | None = None):
+    """L_simple on a batch (or its Min-SNR-γ weighting, and t drawn uniformly or logit-normal:
+    the two changes of --recipe fast); also the per-sample losses summed per timestep bucket
+    (low/mid/high t), unweighted, so curves stay comparable across recipes."""
     B, T = x0.shape[0], alpha_bar.shape[0]
-    t = torch.randint(0, T, (B,), device=x0.device)                      # t ~ U{0 … T−1}
+    t = sample_timesteps(B, T, t_sampling, x0.device)                    # (B,)
     eps = torch.randn_like(x0)                                           # ε ~ N(0, I)
     x_t = add_noise(x0, t, eps, alpha_bar)                               # (B, C, H, W)
     eps_hat = model(x_t, t, y)                                           # (B, C, H, W)
     per_sample = F.mse_loss(eps_hat.float(), eps, reduction="none").mean(dim=(1, 2, 3))  # (B,)
+    loss = (loss_weights(t, alpha_bar, min_snr_gamma) * per_sample).mean()
     bucket = t * buckets // T                                            # 0 low, 1 mid, 2 high t
     # index_add_ rather than bincount: on a GPU, bincount reads the largest value back to the
     # host to size its output, and that wait would stall every step.
     sums = torch.zeros(buckets, device=x0.device).index_add_(0, bucket, per_sample.detach())
     counts = torch.zeros(buckets, device=x0.device).index_add_(0, bucket, torch.ones_like(per_sample))
-    return per_sample.mean(), sums, counts
+    return loss, sums, counts
 
 
 def learning_rate(step: int, lr: float, warmup_steps: int, decay_steps: int, end_step: int) -> float:
@@ -234,7 +274,9 @@ def train_step(train_model, model: DiT, ema: DiT, opt, u8: torch.Tensor, y: torc
     flip = torch.rand(x0.shape[0], device=device) < 0.5                 # horizontal flips (paper)
     x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
     with autocast(device, precision):
-        loss, bucket_sums, bucket_counts = training_loss(train_model, x0, y, alpha_bar)
+        loss, bucket_sums, bucket_counts = training_loss(train_model, x0, y, alpha_bar,
+                                                         t_sampling=args.t_sampling,
+                                                         min_snr_gamma=args.min_snr_gamma)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     # ‖∇θ L‖ over all parameters.  A finite loss can still have an infinite gradient, and one
@@ -284,6 +326,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit("--decay-steps must be at least 0 (0 = the paper's constant lr)")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise SystemExit("--max-minutes must be positive")
+    if args.min_snr_gamma is not None and args.min_snr_gamma <= 0:
+        raise SystemExit("--min-snr-gamma must be positive (Hang et al. use 5)")
+    try:
+        landscapes.parse_labels(args.labels)
+    except ValueError as e:
+        raise SystemExit(str(e))
     if not 0 <= args.class_dropout < 1:
         raise SystemExit("--class-dropout must lie in [0, 1)")
 
@@ -339,12 +387,16 @@ def load_training_data(args: argparse.Namespace, world: int, is_main: bool):
     """The training images (landscapes.load_images: uint8, labels, class names).  Rank 0
     generates the procedural set once if it is missing; the other ranks wait for its folder."""
     try:
-        folder = landscapes.resolve_data(args.data, "train", args.image_size) if is_main else None
+        folder = landscapes.resolve_data(args.data, "train", args.image_size, args.labels) if is_main else None
         if world > 1:
             box = [folder]
             dist.broadcast_object_list(box)
             folder = box[0]
-        return landscapes.load_images(folder, args.image_size)
+        data = landscapes.load_images(folder, args.image_size)
+        marker = Path(folder) / landscapes.DONE_MARKER             # what the split and labels were
+        data.record = dict(data=args.data or "procedural", labels=args.labels, folder=str(folder),
+                           split=json.loads(marker.read_text()).get("split") if marker.is_file() else None)
+        return data
     except ValueError as e:
         raise SystemExit(f"--data: {e}")
 
@@ -812,7 +864,7 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str, guidan
         print(f"FID skipped ({e}); the {n} samples are in {samples_dir}: score them with "
               f"python fid.py {samples_dir} <test folder>", file=sys.stderr)
         return sampled
-    test_dir = landscapes.resolve_data(args.data, "test", args.image_size)
+    test_dir = landscapes.resolve_data(args.data, "test", args.image_size, args.labels)
     mu_test, sigma_test, n_test = fid.folder_statistics(test_dir)            # cached on disk
     # The floor's training images get the same class balance as the generated ones: the loader
     # returns images sorted by class, so the first n would hold only the first classes.
@@ -903,6 +955,8 @@ def main(args: argparse.Namespace) -> None:
     log(f"DiT depth {args.depth}, width {args.hidden}, {args.heads} heads{', QK-norm' * args.qk_norm}, patch {args.patch}: "
         f"{params:,} parameters, {tokens} tokens, {gflops:.3f} GFLOPs/image forward | "
         f"{n_images:,} images, {num_classes} classes | {device}, {proc.precision}, {world} process(es)")
+    if data.record["split"]:
+        log(f"data: {data.record['folder']}, split by content: {data.record['split']}")
     if args.decay_steps and s.step < total_steps:
         log(f"lr cooldown: {args.lr:g} → 0 linearly from step {max(0, total_steps - args.decay_steps)} "
             f"to step {total_steps}" + (" (unless --max-minutes stops the run before)"
@@ -978,7 +1032,11 @@ def main(args: argparse.Namespace) -> None:
         images_per_second=s.images_done / elapsed if s.images_done else None,  # this process's steps
         **run_record(s, proc, s.wall_before + elapsed),
         final_loss=s.history["loss"][-1] if s.history["loss"] else None,
-        world_size=world, compile=args.compile, config=config, ddp=ddp, **fid_metrics,
+        world_size=world, compile=args.compile, config=config, ddp=ddp, data=data.record,
+        recipe=dict(lr=args.lr, warmup_steps=args.warmup_steps, grad_clip=args.grad_clip,
+                    batch_size=args.batch_size, t_sampling=args.t_sampling,
+                    min_snr_gamma=args.min_snr_gamma),
+        **fid_metrics,
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     written.append(out / "metrics.json")

@@ -242,6 +242,45 @@ def test_training_loss_is_l_simple_on_the_drawn_noise():
     assert run["counts"].sum().item() == 64
 
 
+def test_min_snr_weighting_in_closed_form():
+    """Min-SNR-γ (Hang et al. 2023) with ε-prediction: the loss is the mean of
+    min(SNR_t, γ)/SNR_t · ‖ε − ε̂‖², SNR_t = ᾱ_t/(1 − ᾱ_t) computed here from the betas in float64;
+    steps noisier than SNR = γ keep weight 1, cleaner ones get γ/SNR < 1."""
+    T, gamma = 50, 5.0
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.rand(256, 3, 4, 4, generator=g) * 2 - 1
+    y = torch.zeros(256, dtype=torch.long)
+    alpha_bar = alpha_bar_from_betas(make_betas("linear", T))
+    model = RecordingModel()
+    torch.manual_seed(7)
+    loss, sums, counts = tr.training_loss(model, x0, y, alpha_bar, min_snr_gamma=gamma)
+    betas = make_betas("linear", T).double()
+    a = torch.cumprod(1 - betas, 0)[model.t]
+    snr = a / (1 - a)
+    w = torch.minimum(snr, torch.full_like(snr, gamma)) / snr
+    assert (w[snr <= gamma] == 1).all() and (w[snr > gamma] < 1).all() and (snr > gamma).any()
+    torch.manual_seed(7)
+    torch.randint(0, T, (256,))
+    eps = torch.randn_like(x0)
+    per_sample = ((model.eps_hat.double() - eps.double()) ** 2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(loss.double(), (w * per_sample).mean(), rtol=1e-5, atol=0)
+    # The bucket sums stay unweighted, so loss curves compare across recipes.
+    torch.testing.assert_close(sums.sum().double(), per_sample.sum(), rtol=1e-5, atol=0)
+
+
+def test_logit_normal_timesteps():
+    """t = ⌊sigmoid(n)·T⌋, n ~ N(0, 1) (SD3's logit-normal, m = 0, s = 1): in {0 … T−1}, and the
+    share below T/4 matches the closed form P(n < logit(1/4)) = Φ(−ln 3) ≈ 0.1358."""
+    torch.manual_seed(0)
+    t = tr.sample_timesteps(200_000, 1000, "logit-normal", "cpu")
+    assert t.min() >= 0 and t.max() <= 999 and t.dtype == torch.int64
+    share = (t < 250).double().mean().item()
+    expected = 0.5 * (1 + math.erf(-math.log(3) / math.sqrt(2)))
+    assert abs(share - expected) < 0.005
+    # Uniform stays uniform: every step of a small T appears.
+    assert set(tr.sample_timesteps(4000, 10, "uniform", "cpu").tolist()) == set(range(10))
+
+
 # ════════════════════════════════════════════════════════════════════════════════════════════
 # 3. The EMA in closed form
 # ════════════════════════════════════════════════════════════════════════════════════════════
