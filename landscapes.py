@@ -511,20 +511,21 @@ def scene_labels(split: PhotoSplit, k: int, seed: int = 0, progress: bool = True
     """(N,) scene id per file: k-means (k clusters) on L2-normalised Inception features of the
     kept training images, then every file goes to its nearest centre.  Cosine geometry: the
     features' length tracks contrast more than content.  Cached beside the split."""
+    labels_file = split.cache / f"scenes-k{k}-seed{seed}.npy"
+    if labels_file.is_file():
+        return np.load(labels_file)
     feats_file = split.cache / "scene_features.npy"
-    if feats_file.is_file():
-        feats = np.load(feats_file)
-    else:
-        feats = scene_features(split.paths, progress)
-
-        def save(tmp: Path) -> None:
-            with open(tmp, "wb") as f:                        # a file object: np.save adds no suffix
-                np.save(f, feats)
-        atomic_write(feats_file, save)
+    feats = np.load(feats_file) if feats_file.is_file() else scene_features(split.paths, progress)
     x = torch.nn.functional.normalize(torch.from_numpy(feats).double(), dim=1)   # (N, 2048)
     fit = torch.from_numpy(split.keep & ~split.test)
     _, centres = kmeans(x[fit], k, seed)
-    return torch.cdist(x, centres).argmin(1).numpy()
+    labels = torch.cdist(x, centres).argmin(1).numpy()
+    for path, array in ((feats_file, feats), (labels_file, labels)):
+        def save(tmp: Path, array=array) -> None:
+            with open(tmp, "wb") as f:                         # a file object: np.save adds no suffix
+                np.save(f, array)
+        atomic_write(path, save)
+    return labels
 
 
 def prepared_photos(folder: str | Path, split: str, image_size: int, labels: str = "auto") -> Path:
