@@ -348,8 +348,9 @@ NEAR_COPY_RMS = 0.07           # RMS thumbnail difference (0–1 scale) under wh
                                # 0.07 nearly all are the same view, above it mostly not
 EXACT_COPY_RMS = 0.01          # below this the pixels are the same picture: keep one copy
 SCENE_FEATURE_SIZE = 128       # centre crops at 128 px go to Inception for the scene features
-SMALL_FOLDER = 50              # fewer images than this: nothing held out, the folder is its own
-                               # test set (FID against it then measures fit only; warned)
+SMALL_FOLDER = 200             # fewer images than this: nothing held out (12% would be < 24
+                               # images, and some classes none), the folder is its own test set
+                               # (FID against it then measures fit only; warned)
 AUTO_SCENES_FROM = 500         # "auto" clusters a flat folder into scenes only from this many
                                # images (≈ 50 a scene); a smaller one stays one class
 PHOTO_CACHE = Path(os.environ.get("DIT_PHOTO_CACHE", REPO_ROOT / "data" / "photos"))   # tests move it

@@ -396,3 +396,35 @@ def test_explain_prints_both_predictions_and_writes_the_figure(tmp_path, checkpo
     for e_y, e_0, diff, w0, w1, w4 in rows:
         assert (w0, w1) == (e_0, e_y) and w4 == pytest.approx(e_0 + 4 * diff, abs=3e-4)
     assert (tmp_path / "explain.png").exists()
+
+
+def test_explicit_flags_win_over_quick():
+    """--quick fills in only what the command line left unset: an explicit --w stays, so a bad
+    one is still refused."""
+    args = cfg.parse_args(["--quick", "--w", "2", "--n", "30"])
+    assert args.w == [2.0] and args.n == 30 and args.steps == 3 and args.no_compile
+    with pytest.raises(SystemExit, match="w ≥ 0"):
+        cfg.main(cfg.parse_args(["--quick", "--w", "-1", "--no-metrics", "--out", "/nonexistent"]))
+
+
+def test_guidance_interval_guides_only_inside_it():
+    """Inside (σ_lo, σ_hi] ε̃ is the guided mix; outside it is ε̂_y exactly (w = 1)."""
+    from forward_process import alpha_bar_from_betas, make_betas
+
+    model = random_dit()
+    model.alpha_bar = alpha_bar_from_betas(make_betas("linear", 1000))
+    sigma = lambda t: cfg.sigma_of(model.alpha_bar[t].item())
+    lo, hi = sigma(100), sigma(600)
+    fn = cfg.guided_eps_fn(model, Y, 4.0, interval=(lo, hi))
+    with torch.no_grad():
+        for t, inside in ((50, False), (100, False), (101, True), (600, True), (601, False), (999, False)):
+            tt = torch.full((len(Y),), t)
+            eps_y = model(X, tt, Y)[:, :3]
+            eps_0 = model(X, tt, torch.full_like(Y, model.null_label))[:, :3]
+            want = eps_0 + 4.0 * (eps_y - eps_0) if inside else eps_y
+            torch.testing.assert_close(fn(X, tt), want, rtol=1e-5, atol=1e-5)
+
+
+def test_interval_flag_is_checked():
+    with pytest.raises(SystemExit, match="SIGMA_LO < SIGMA_HI"):
+        cfg.parse_args(["--interval", "5", "1"])

@@ -38,7 +38,7 @@ def scene(rng: np.random.Generator, kind: int, size=(48, 40)) -> Image.Image:
     return Image.fromarray(np.clip(im + rng.normal(0, 8, im.shape), 0, 255).astype(np.uint8))
 
 
-def photo_folder(folder: Path, n: int = 80) -> dict:
+def photo_folder(folder: Path, n: int = 220) -> dict:
     """n distinct pictures, plus a byte copy of photo 3, a re-encoded copy of photo 5 at
     another size, and photo 7 at another size (near copies).  Returns the planted pairs."""
     folder.mkdir(parents=True)
@@ -65,7 +65,7 @@ def test_split_keeps_copies_on_one_side_and_is_stable(tmp_path):
         assert s.keep[name[a]] != s.keep[name[b]]
     assert s.summary()["copies_dropped"] == 3
     # Distinct pictures stay apart: only the planted groups have more than one member.
-    assert (np.bincount(s.groups) > 1).sum() == 3
+    assert (np.bincount(s.groups) > 1).sum() == 3 and s.summary()["groups"] == 220
     # Deterministic: recomputed from scratch, and read back from the cache, it is the same split.
     (s.cache / "split.json").unlink()
     again, cached = L.photo_split(folder, progress=False), L.photo_split(folder, progress=False)
@@ -117,20 +117,22 @@ def test_parse_labels_refuses_bad_specs(spec):
 
 
 def test_labels_kmeans_trains_and_samples_end_to_end(tmp_path):
-    """--labels kmeans:3 on a flat folder: 3 scene classes, a model with 3 classes, a grid."""
+    """--labels kmeans:3 on a flat folder: 3 scene classes, a model with 3 classes, a grid.  With
+    fewer than SMALL_FOLDER images nothing is held out, and the run says so."""
     folder = tmp_path / "photos"
-    photo_folder(folder)
+    photo_folder(folder, n=40)
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "train_one_epoch.py"), "--data", str(folder), "--labels", "kmeans:3",
            "--image-size", "16", "--patch", "4", "--depth", "1", "--hidden", "32", "--heads", "2",
            "--batch-size", "8", "--max-steps", "3", "--sample-steps", "2", "--out", str(out),
            "--device", "cpu", "--precision", "fp32"]
-    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, text=True)
+    subprocess.run(cmd + ["--fid", "8"], check=True, cwd=ROOT, capture_output=True, text=True)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["model"]["num_classes"] == 3
     split = metrics["data"]["split"]
-    assert split["files"] == 83 and split["copies_dropped"] == 3
-    assert split["train"] + split["test"] == 80 and split["test"] > 0
+    assert split["files"] == 43 and split["copies_dropped"] == 3
+    assert split["train"] == 40 and split["test"] == 0
+    assert metrics["fid_test_folder"] == metrics["data"]["folder"]      # its own test set
     assert (out / "samples.png").is_file()
     # The training folder holds the training side only, in scene0 … scene2, largest first.
     train = Path(metrics["data"]["folder"])
@@ -143,13 +145,13 @@ def test_labelled_folder_keeps_its_own_classes(tmp_path):
     rng = np.random.default_rng(2)
     for c in ("hills", "sea"):
         (folder / c).mkdir(parents=True)
-        for i in range(30):
+        for i in range(110):
             scene(rng, 0 if c == "hills" else 2).save(folder / c / f"{i}.png")
     train = L.resolve_data(folder, "train", 16)
     test = L.resolve_data(folder, "test", 16)
     assert {p.name for p in train.iterdir() if p.is_dir()} == {"hills", "sea"}
     names = {p.name for p in train.rglob("*.png")} | {p.name for p in test.rglob("*.png")}
-    assert len(names) == 60 and not ({p.name for p in train.rglob("*.png")} & {p.name for p in test.rglob("*.png")})
+    assert len(names) == 220 and not ({p.name for p in train.rglob("*.png")} & {p.name for p in test.rglob("*.png")})
 
 
 @pytest.mark.skipif(not KAGGLE.is_dir(), reason="needs ../shared/data/landscape-pictures")

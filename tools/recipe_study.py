@@ -145,11 +145,15 @@ def measure(export: Path, ref: dict, inception, precision: str) -> dict:
     return dict(fid=fid.fid_from_features(feats, ref["ref"]), precision=p, recall=r)
 
 
-def train_to(folder: Path, arm: str, seed: int, images: int, data: str | None, labels: str) -> dict:
-    """Train (or resume) the run to `images` training images; returns its metrics.json."""
-    batch = int(ARMS[arm][ARMS[arm].index("--batch-size") + 1]) if "--batch-size" in ARMS[arm] else 64
+def batch_size(arm: str) -> int:
+    flags = ARMS[arm]
+    return int(flags[flags.index("--batch-size") + 1]) if "--batch-size" in flags else 64
+
+
+def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, labels: str) -> dict:
+    """Train (or resume) the run to `steps` optimiser steps; returns its metrics.json."""
     cmd = [sys.executable, str(ROOT / "train_one_epoch.py"), *MODEL, *ARMS[arm], "--seed", str(seed),
-           "--epochs", "100000", "--max-steps", str(images // batch), "--out", str(folder),
+           "--epochs", "100000", "--max-steps", str(steps), "--out", str(folder),
            "--export", str(folder / "ema.pt"), "--no-samples", "--ckpt-every", "200"]
     if data:
         cmd += ["--data", data, "--labels", labels]
@@ -167,12 +171,15 @@ def run_study(args: argparse.Namespace) -> None:
     precision = resolve_precision("auto", torch.device("cpu"))
     for arm, seed in RUNS:
         for images in POINTS:
+            steps = images // batch_size(arm)                 # the point, in the run's own steps
             rows = read_rows(results)
             if any(r["recipe"] == arm and r["dataset"] == args.dataset and int(r["seed"]) == seed
-                   and int(r["images"]) == images for r in rows):
+                   and int(r["steps"]) == steps for r in rows):
                 continue
             folder = run_folder(runs, args.dataset, arm, seed)
-            metrics = train_to(folder, arm, seed, images, args.data, args.labels)
+            metrics = train_to(folder, arm, seed, steps, args.data, args.labels)
+            if metrics["steps"] != steps:                    # never measure a model as another point
+                raise SystemExit(f"{folder} holds step {metrics['steps']}, not {steps}: delete the run to redo it")
             start = time.perf_counter()
             m = measure(folder / "ema.pt", ref, inception, precision)
             row = dict(recipe=arm, dataset=args.dataset, seed=seed, images=metrics["steps"] * metrics["recipe"]["batch_size"],
