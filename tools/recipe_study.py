@@ -32,6 +32,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -150,6 +151,22 @@ def batch_size(arm: str) -> int:
     return int(flags[flags.index("--batch-size") + 1]) if "--batch-size" in flags else 64
 
 
+@torch.inference_mode()
+def save_grid(export: Path, path: Path, title: str, precision: str) -> None:
+    """A 10×10 grid, class c % K in row c, from x_T of seed SEED: the same noise at every point."""
+    model, config, class_names = load_dit_checkpoint(export)
+    d = config["diffusion"]
+    alpha_bar = alpha_bar_from_betas(make_betas(d["schedule"], d["T"]))
+    y = torch.arange(100) // 10 % model.num_classes
+    x_T = torch.randn(100, model.in_channels, model.input_size, model.input_size,
+                      generator=torch.Generator().manual_seed(SEED))
+    with autocast(torch.device("cpu"), precision):
+        *_, (_, _, x0) = ddim_sample(lambda x, t: model.eps(x, t, y), x_T, alpha_bar, STEPS,
+                                     spacing="trailing", clip_x0=1.0)
+    rows = [class_names[c] for c in y[::10].tolist()]
+    landscapes.save_image_grid(x0.float(), path, nrow=10, title=title, row_labels=rows)
+
+
 def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, labels: str) -> dict:
     """Train (or resume) the run to `steps` optimiser steps; returns its metrics.json."""
     cmd = [sys.executable, str(ROOT / "train_one_epoch.py"), *MODEL, *ARMS[arm], "--seed", str(seed),
@@ -180,8 +197,13 @@ def run_study(args: argparse.Namespace) -> None:
             metrics = train_to(folder, arm, seed, steps, args.data, args.labels)
             if metrics["steps"] != steps:                    # never measure a model as another point
                 raise SystemExit(f"{folder} holds step {metrics['steps']}, not {steps}: delete the run to redo it")
+            snapshot = folder / f"ema_step{steps}.pt"          # the model of this point, kept
+            shutil.copyfile(folder / "ema.pt", snapshot)
             start = time.perf_counter()
-            m = measure(folder / "ema.pt", ref, inception, precision)
+            m = measure(snapshot, ref, inception, precision)
+            save_grid(snapshot, REPORT / "grids" / f"{args.dataset}-{arm}-s{seed}-{steps * batch_size(arm)}.png",
+                      f"{args.dataset}, {arm} recipe, seed {seed}: {steps * batch_size(arm):,} images, "
+                      f"FID {m['fid']:.1f}", precision)
             row = dict(recipe=arm, dataset=args.dataset, seed=seed, images=metrics["steps"] * metrics["recipe"]["batch_size"],
                        steps=metrics["steps"], fid=f"{m['fid']:.2f}", fid_floor=f"{float(ref['floor']):.2f}",
                        fid_ratio=f"{m['fid'] / float(ref['floor']):.2f}", n=N,
@@ -229,6 +251,7 @@ def tables() -> None:
             ax.grid(alpha=0.3, which="both")
         ax_img.legend(fontsize=8)
         lines += speedup_table(ds, curves, floor)
+        lines += side_by_side(ds, sub)
     fig.tight_layout()
     fig.savefig(REPORT / "fid_vs_images.png", dpi=110)
     plt.close(fig)
@@ -263,6 +286,36 @@ def speedup_table(ds: str, curves: dict, floor: float) -> list[str]:
         else:
             out.append(f"| {arm} | {seed} | {last} | {need:,.0f} | {budget / need:.2f}× |")
     return out + [""]
+
+
+def side_by_side(ds: str, rows: list[dict]) -> list[str]:
+    """The paper recipe's grid beside the best other recipe's (lowest FID, seed 0) at the largest
+    number of images both have reached: report/recipe/grids_<dataset>.png."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    seed0 = [r for r in rows if int(r["seed"]) == 0]
+    paper = {int(r["images"]): r for r in seed0 if r["recipe"] == "paper"}
+    others = [r for r in seed0 if r["recipe"] != "paper" and int(r["images"]) in paper]
+    for images in sorted({int(r["images"]) for r in others}, reverse=True):
+        best = min((r for r in others if int(r["images"]) == images), key=lambda r: float(r["fid"]))
+        pair = [paper[images], best]
+        paths = [REPORT / "grids" / f"{ds}-{r['recipe']}-s0-{images}.png" for r in pair]
+        if not all(p.is_file() for p in paths):
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(16, 8))
+        for ax, path, r in zip(axes, paths, pair):
+            ax.imshow(np.asarray(Image.open(path)))
+            ax.axis("off")
+        fig.suptitle(f"{ds}: the paper recipe and the best other recipe ({best['recipe']}) after "
+                     f"{images:,} training images, from the same x_T")
+        fig.tight_layout()
+        out = REPORT / f"grids_{ds}.png"
+        fig.savefig(out, dpi=90)
+        plt.close(fig)
+        return [f"Grids side by side: [{out.name}]({out.name}) (paper against {best['recipe']} at "
+                f"{images:,} images).", ""]
+    return []
 
 
 def main() -> None:
