@@ -861,6 +861,36 @@ def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray,
 
 
 # --------------------------------------------------------------------------------------------
+#                  Scoring a generated set: N against N real images, with the floor
+# --------------------------------------------------------------------------------------------
+
+class Reference:
+    """N real images that generated sets of N are scored against, and the floor beside them.
+
+    FID is biased upward at small N, so a number alone says little; the floor is the score of
+    N *other* real images (of the same classes) against the same reference: what a perfect model
+    would get at this N.  Studies report FID/floor.  `landscapes.fid_reference` picks the images
+    (held-out ones where there are enough, else training ones: fit, not generalisation)."""
+
+    def __init__(self, ref_images: torch.Tensor, floor_images: torch.Tensor,
+                 model: InceptionV3 | None = None, feats: tuple[np.ndarray, np.ndarray] | None = None):
+        self.inception = model or load_inception()
+        if feats is None:                                  # (reference, floor) features, given or made
+            feats = (inception_features(ref_images, self.inception),
+                     inception_features(floor_images, self.inception))
+        self.feats, self.floor_feats = feats
+        self.floor = self.score(self.floor_feats)
+
+    def score(self, feats: np.ndarray) -> dict:
+        """FID, precision and recall of a generated set's (N, 2048) features."""
+        precision, recall = precision_recall(self.feats, feats)
+        return dict(fid=fid_from_features(feats, self.feats), precision=precision, recall=recall)
+
+    def score_images(self, images: torch.Tensor) -> dict:
+        return self.score(inception_features(images, self.inception, progress=False))
+
+
+# --------------------------------------------------------------------------------------------
 #                                     Command line
 # --------------------------------------------------------------------------------------------
 # The helpers below are shared with tools/fid_breakdown.py, which reads folders the same way.

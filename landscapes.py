@@ -454,7 +454,7 @@ class PhotoSplit:
     groups: np.ndarray          # (N,) group id per file (the index of the group's first file)
     keep: np.ndarray            # (N,) bool: False for extra copies and unreadable files
     test: np.ndarray            # (N,) bool: the held-out side
-    cache: Path                 # data/photos/<folder>-<key>: the split, features and crops
+    cache: Path                 # data/photos/<folder>-<key>/split-<rules>: split, labels, crops
 
     def summary(self) -> dict:
         sizes = np.bincount(self.groups)
@@ -462,12 +462,13 @@ class PhotoSplit:
                     groups=int((sizes > 0).sum()), multi_file_groups=int((sizes > 1).sum()),
                     train=int((self.keep & ~self.test).sum()), test=int((self.keep & self.test).sum()),
                     held_out_share=HELD_OUT_SHARE, near_copy_rms=NEAR_COPY_RMS,
-                    content_key=self.cache.name.rsplit("-", 1)[-1])
+                    content_key=self.cache.parent.name.rsplit("-", 1)[-1])
 
 
 def photo_split(folder: str | Path, progress: bool = True) -> PhotoSplit:
     """The content split of a folder's images (flat or with class subfolders), cached in
-    data/photos/<folder>-<key>/split.json, the key being a hash of every file's name and bytes."""
+    data/photos/<folder>-<key>/split-<rules>/split.json: the key hashes every file's name and
+    bytes, <rules> the constants above."""
     import hashlib
 
     folder = Path(folder)
@@ -475,7 +476,8 @@ def photo_split(folder: str | Path, progress: bool = True) -> PhotoSplit:
     digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
     key = hashlib.sha1("".join(f"{p.relative_to(folder)}:{d}|" for p, d in zip(paths, digests))
                        .encode()).hexdigest()[:12]
-    cache = PHOTO_CACHE / f"{folder.resolve().name}-{key}"
+    rules = f"{HELD_OUT_SHARE}|{NEAR_COPY_RMS}|{EXACT_COPY_RMS}|{SMALL_FOLDER}"   # a new rule, a new split
+    cache = PHOTO_CACHE / f"{folder.resolve().name}-{key}" / f"split-{hashlib.sha1(rules.encode()).hexdigest()[:8]}"
     if (cache / "split.json").is_file():
         saved = json.loads((cache / "split.json").read_text())
         return PhotoSplit(paths, *(np.array(saved[k]) for k in ("groups", "keep", "test")), cache)
@@ -515,7 +517,7 @@ def scene_labels(split: PhotoSplit, k: int, seed: int = 0, progress: bool = True
     labels_file = split.cache / f"scenes-k{k}-seed{seed}.npy"
     if labels_file.is_file():
         return np.load(labels_file)
-    feats_file = split.cache / "scene_features.npy"
+    feats_file = split.cache.parent / "scene_features.npy"       # the photos' alone: any split
     feats = np.load(feats_file) if feats_file.is_file() else scene_features(split.paths, progress)
     x = torch.nn.functional.normalize(torch.from_numpy(feats).double(), dim=1)   # (N, 2048)
     fit = torch.from_numpy(split.keep & ~split.test)
@@ -570,6 +572,30 @@ def prepared_photos(folder: str | Path, split: str, image_size: int, labels: str
           f"{summary['multi_file_groups']} groups of copies kept on one side; "
           f"train {summary['train']}, held out {summary['test']} (labels: {tag})")
     return out
+
+
+def fid_reference(data: str | Path | None, image_size: int, n: int, labels: str = "auto",
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """The real images a study scores its samples against: (reference (n, 3, S, S) uint8, their
+    labels, n floor images, a one-line description).  Generated sets take the reference's labels,
+    so the class mix matches.
+      procedural  reference: n held-out test images; floor: n training images (generalisation)
+      a folder    reference and floor: 2·n distinct *training* images (fit).  Its held-out side
+                  (~500 photographs for the Kaggle set) is too small for N = 1,000."""
+    g = torch.Generator().manual_seed(seed)
+    train = load_images(resolve_data(data, "train", image_size, labels), image_size, progress=False)
+    if data is None:
+        test = load_images(resolve_data(None, "test", image_size), image_size, progress=False)
+        ref = torch.randperm(len(test.images), generator=g)[:n]
+        floor = torch.randperm(len(train.images), generator=g)[:n]
+        return (test.images[ref], test.labels[ref], train.images[floor],
+                f"{n} held-out test images; floor: {n} training images")
+    order = torch.randperm(len(train.images), generator=g)
+    if len(order) < 2 * n:
+        raise ValueError(f"{data}: {len(order)} training images, {2 * n} needed for a reference and a "
+                         f"floor of {n} each; use a smaller N")
+    return (train.images[order[:n]], train.labels[order[:n]], train.images[order[n:2 * n]],
+            f"{n} training images; floor: {n} other training images")
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,12 +17,15 @@ Fairness, arm against arm:
     and the same recipe: AdamW at lr 3e-4 with the gradient norm clipped at 1.0, the recipe of
     the CPU DiT-Ti/4 in report/cpu_ti4/ (the paper's constant 1e-4 is meant for 400K steps; in
     these ~900 it left the base arm at FID 239 with precision and recall 0);
-  * the same measurement: N samples (class-balanced) from the EMA weights with DDIM (η = 0,
-    trailing spacing, the same step count whatever T is, so arms with another T compare at equal
-    sampling cost), FID against the held-out test set beside the real-vs-real floor at that N;
+  * the same measurement: N samples from the EMA weights with DDIM (η = 0, trailing spacing, the
+    same step count whatever T is, so arms with another T compare at equal sampling cost), FID,
+    precision and recall against N real images with the floor beside them (N other real images
+    against the same ones; landscapes.fid_reference: held-out landscapes, or training photos);
   * the same x_T and labels for every arm's 10×10 grid (one class per row);
   * the base arm trained twice (seeds 0 and 1): the difference is the seed-to-seed spread, and a
     difference between arms smaller than it is not resolved.
+The patch axis is also read at equal compute: the base (patch 4) trains once more on as many
+images as cost the patch-2 arm's training FLOPs (--flops-matched, the "compute" arm).
 For the T axis a second grid is drawn by ancestral sampling over all T steps: DDIM with η = 1
 visits every t with σ_t² = β̃_t, which is DDPM's sampler (Song et al. 2021, §4.3), and is what T
 changes at sampling time.  Training with fewer steps rescales β by 1000/T (forward_process.py).
@@ -59,11 +62,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import cfg
 import fid
 import landscapes
-from dit import (TrainedDiT, autocast, ddim_sample, describe_machine, keep_freed_memory, pick_device, read_checkpoint,
-                 resolve_precision)
+from dit import (DiT, TrainedDiT, autocast, ddim_sample, describe_machine, forward_gflops, keep_freed_memory,
+                 pick_device, read_checkpoint, resolve_precision)
 
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
@@ -94,22 +96,47 @@ def plan_arms(args) -> list[dict]:
     cost = lambda k: k["depth"] * (args.image_size // k["patch"]) ** 2          # ∝ training FLOPs
     planned = list(arms.items())
     planned[2:] = sorted(planned[2:], key=lambda kv: cost(kv[1]["knobs"]))
-    return [dict(name=name, **arm) for name, arm in planned]
+    planned = [dict(name=name, **arm) for name, arm in planned]
+    small = min(args.patch or [BASE["patch"]])
+    if args.flops_matched and small < BASE["patch"]:
+        # The patch axis at equal *compute*: the base patch trained on as many more images as the
+        # smallest patch's arm costs more FLOPs per image (DiT paper, Fig. 8: compute, not
+        # images, is what FID follows across configs).
+        budget = flops_matched_budget(args, small)
+        planned.append(dict(name=f"{arm_name(BASE, args.seed)}-matched-p{small}", knobs=dict(BASE), seed=args.seed,
+                            axes={"compute"}, budget=budget))
+    return planned
+
+
+def gflops_of(knobs: dict, image_size: int) -> float:
+    """Forward GFLOPs of one image for an arm's shape (built on the meta device: no weights)."""
+    with torch.device("meta"):
+        model = DiT(input_size=image_size, patch_size=knobs["patch"], hidden_size=WIDTH, depth=knobs["depth"],
+                    num_heads=knobs["heads"], num_classes=10)
+    return forward_gflops(model)
+
+
+def flops_matched_budget(args, patch: int) -> int:
+    """Training images for the base arm to spend the FLOPs that the patch-`patch` arm spends on
+    --budget-images, rounded to whole batches."""
+    ratio = gflops_of({**BASE, "patch": patch}, args.image_size) / gflops_of(BASE, args.image_size)
+    return round(args.budget_images * ratio / args.batch_size) * args.batch_size
 
 
 def train_command(arm: dict, args) -> list[str]:
     """train_one_epoch.py for one arm: the budget in steps of one batch, no samples of its own."""
     k, folder = arm["knobs"], Path(args.runs) / arm["name"]
+    budget = arm.get("budget", args.budget_images)
     cmd = [sys.executable, str(ROOT / "train_one_epoch.py"),
            "--patch", str(k["patch"]), "--depth", str(k["depth"]), "--heads", str(k["heads"]),
            "--hidden", str(WIDTH), "--T", str(k["T"]), "--schedule", "linear",
            "--batch-size", str(args.batch_size), "--epochs", "100000",
-           "--max-steps", str(args.budget_images // args.batch_size), "--seed", str(arm["seed"]),
+           "--max-steps", str(budget // args.batch_size), "--seed", str(arm["seed"]),
            "--lr", str(args.lr), *(["--grad-clip", str(args.grad_clip)] if args.grad_clip > 0 else []),
            "--precision", args.precision, "--device", args.device, "--out", str(folder),
            "--ckpt-every", str(args.ckpt_every), "--no-samples"]
     if args.data:
-        cmd += ["--data", args.data, "--image-size", str(args.image_size)]
+        cmd += ["--data", args.data, "--labels", args.labels, "--image-size", str(args.image_size)]
     if (folder / "checkpoint.pt").exists():
         cmd += ["--resume", str(folder / "checkpoint.pt")]          # an interrupted arm goes on
     return cmd
@@ -119,18 +146,19 @@ def train_arm(arm: dict, args) -> dict:
     """Train (or resume, or skip) one arm; returns its metrics.json."""
     folder = Path(args.runs) / arm["name"]
     metrics = folder / "metrics.json"
-    steps = args.budget_images // args.batch_size
+    budget = arm.get("budget", args.budget_images)
+    steps = budget // args.batch_size
     trained = json.loads(metrics.read_text()).get("steps", 0) if metrics.exists() else 0
     if (folder / "checkpoint.pt").exists():      # the model measured is the checkpoint's
         trained = max(trained, read_checkpoint(folder / "checkpoint.pt", mmap=True)["step"])
     if trained > steps:          # a longer run's model would be measured as this budget's
-        raise SystemExit(f"{folder} holds {trained} steps, more than --budget-images {args.budget_images} "
+        raise SystemExit(f"{folder} holds {trained} steps, more than its budget of {budget:,} images "
                          f"allows ({steps}); pass another --runs")
     if trained == steps:
         print(f"{arm['name']}: trained, skipped")
         return json.loads(metrics.read_text())
     cmd = train_command(arm, args)
-    print(f"{arm['name']}: training ({args.budget_images:,} images)\n  " + " ".join(cmd[1:]), flush=True)
+    print(f"{arm['name']}: training ({budget:,} images)\n  " + " ".join(cmd[1:]), flush=True)
     if subprocess.run(cmd, cwd=ROOT).returncode != 0:
         raise SystemExit(f"{arm['name']}: train_one_epoch.py failed (see above); rerun sweep.py to resume it")
     return json.loads(metrics.read_text())
@@ -142,23 +170,37 @@ def train_arm(arm: dict, args) -> dict:
 
 
 @torch.inference_mode()
+def sample(model, y: torch.Tensor, x_T: torch.Tensor, steps: int, precision: str) -> torch.Tensor:
+    """The conditional model (w = 1, unguided: guidance is cfg.py's study) with DDIM (η = 0,
+    trailing spacing), x̂0 clipped to [−1, 1] → uint8 images (B, 3, H, W) on the CPU."""
+    with autocast(x_T.device, precision):
+        *_, (_, _, x0) = ddim_sample(lambda x, t: model(x, t, y)[:, :model.eps_channels], x_T, model.alpha_bar,
+                                     steps, spacing="trailing", clip_x0=model.clip_x0)
+    return landscapes.to_uint8(x0.float().cpu())
+
+
+@torch.inference_mode()
 def evaluate_arm(arm: dict, args, device, reference) -> dict:
     folder = Path(args.runs) / arm["name"]
     model = TrainedDiT(folder / "checkpoint.pt", device)
-    classes = list(range(min(model.num_classes, 10)))
-    y_all = cfg.study_labels(args.n, classes)
-    x_T_all = torch.randn(args.n, *model.shape, generator=torch.Generator().manual_seed(1234))
-    images = torch.cat([landscapes.to_uint8(cfg.sample(model, y.to(device), x.to(device), 1.0, args.steps, args.precision))
+    # The grid (100 images, fewer with --quick): class c % K in row c; then the FID set, with the
+    # reference's labels (its class mix).
+    grid_n = min(100, args.n)
+    y_all = torch.arange(grid_n) // 10 % model.num_classes
+    if reference is not None:
+        y_all = torch.cat([y_all, torch.from_numpy(reference.labels).long()])
+    x_T_all = torch.randn(len(y_all), *model.shape, generator=torch.Generator().manual_seed(1234))
+    images = torch.cat([sample(model, y.to(device), x.to(device), args.steps, args.precision)
                         for y, x in landscapes.progress_iter(list(zip(y_all.split(args.eval_batch), x_T_all.split(args.eval_batch))),
                                                              f"{arm['name']}: sampling", "batch")])
-    row_labels = [model.class_names[c] for c in y_all[:100:10].tolist()]
+    row_labels = [model.class_names[c] for c in y_all[:grid_n:10].tolist()]
     name = f"{arm['name']}{_suffix(args)}"             # a sweep at another budget keeps its own
-    landscapes.save_image_grid(images[:100], Path(args.out) / "grids" / f"{name}.png", nrow=10,
+    landscapes.save_image_grid(images[:grid_n], Path(args.out) / "grids" / f"{name}.png", nrow=10,
                                row_labels=row_labels, title=f"{arm['name']}: DDIM {args.steps} steps")
     found = dict(grid=f"grids/{name}.png")
     if "T" in arm["axes"]:                      # ancestral DDPM over all T steps: DDIM with η = 1
         g = torch.Generator(device).manual_seed(1234)
-        x_T, y = x_T_all[:100].to(device), y_all[:100].to(device)       # the grid's 100 (fewer with --quick)
+        x_T, y = x_T_all[:grid_n].to(device), y_all[:grid_n].to(device)   # the grid's images
         T = model.alpha_bar.shape[0]
         steps = ddim_sample(lambda x, t: model(x, t, y)[:, :model.eps_channels], x_T, model.alpha_bar, T,
                             eta=1.0, generator=g, clip_x0=model.clip_x0)
@@ -171,11 +213,27 @@ def evaluate_arm(arm: dict, args, device, reference) -> dict:
                                    row_labels=row_labels, title=f"{arm['name']}: DDPM, all {T} steps")
         found["grid_ddpm"] = f"grids/{name}_ddpm.png"
     if reference is not None:
-        feats = fid.inception_features(images, reference.inception)
-        found.update({k: v for k, v in reference.measure(feats, y_all.numpy()).items() if k in ("fid", "precision", "recall")})
+        found.update(reference.score_images(images[grid_n:]))
     state = read_checkpoint(folder / "checkpoint.pt", mmap=True)
     found["loss_curve"] = [float(v) for v in state.get("history", {}).get("loss", [])]
     return found
+
+
+def real_reference(args, device) -> fid.Reference:
+    """The real images every arm is scored against, N of them, and the floor (landscapes.fid_reference:
+    held-out test images for the procedural set, training photographs for a folder)."""
+    try:
+        ref_images, labels, floor_images, description = landscapes.fid_reference(args.data, args.image_size,
+                                                                                  args.n, args.labels)
+    except ValueError as e:
+        raise SystemExit(f"--data: {e}") from None
+    reference = fid.Reference(ref_images, floor_images, fid.load_inception(device=device))
+    reference.labels, reference.description = labels.numpy(), description
+    return reference
+
+
+def dataset_name(args) -> str:
+    return "procedural" if args.data is None else Path(args.data).resolve().name
 
 
 def arm_row(arm: dict, metrics: dict, measured: dict, args) -> dict:
@@ -183,7 +241,8 @@ def arm_row(arm: dict, metrics: dict, measured: dict, args) -> dict:
     gflops = metrics["gflops_forward_per_image"]                  # the trainer counted them
     images = metrics["steps"] * args.batch_size
     return dict(arm=arm["name"], axes=" ".join(sorted(arm["axes"])) or "seed", seed=arm["seed"], **k,
-                fid=measured.get("fid"), precision=measured.get("precision"), recall=measured.get("recall"),
+                dataset=dataset_name(args), fid=measured.get("fid"), fid_floor=measured.get("fid_floor"),
+                precision=measured.get("precision"), recall=measured.get("recall"),
                 parameters=metrics.get("parameters"), tokens=(args.image_size // k["patch"]) ** 2,
                 gflops=gflops, train_pflops=3 * gflops * images / 1e6, images=images,
                 images_per_s=metrics.get("images_per_second"), smoothed_loss=metrics.get("smoothed_loss"),
@@ -229,10 +288,12 @@ def main(args: argparse.Namespace) -> None:
             continue
         metrics = train_arm(arm, args)
         if reference is None and not args.no_metrics:
-            reference = cfg.Reference(args, fid.load_inception(device=device))
-            done[f"real_n{args.n}"] = dict(n=args.n, **reference.real)
+            reference = real_reference(args, device)
+            done[f"real_n{args.n}"] = dict(n=args.n, against=reference.description, **reference.floor)
         start = time.perf_counter()
         measured = evaluate_arm(arm, args, device, reference)
+        if reference is not None:
+            measured["fid_floor"] = reference.floor["fid"]
         done[key] = dict(row=arm_row(arm, metrics, measured, args), axes=sorted(arm["axes"]),
                          loss_curve=measured.pop("loss_curve"), grids={k: v for k, v in measured.items() if k.startswith("grid")},
                          eval_s=time.perf_counter() - start, precision=args.precision, machine=machine,
@@ -247,17 +308,17 @@ def main(args: argparse.Namespace) -> None:
 # 4. Tables, figures and the reading
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
-COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "fid", "precision", "recall", "parameters",
+COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "dataset", "fid", "fid_floor", "precision", "recall", "parameters",
            "tokens", "gflops", "train_pflops", "images", "images_per_s", "smoothed_loss", "train_s"]
 
 
-NOT_RECORDED = cfg.NOT_RECORDED          # what an older results.json lacks reads as this, as in cfg.py
+NOT_RECORDED = "not recorded"          # what an older results.json lacks reads as this
 
 
 def recipe(args) -> dict:
     """The training flags every arm shares that its key leaves out."""
     return dict(batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip, seed=args.seed,
-                data=args.data, image_size=args.image_size)
+                data=args.data, image_size=args.image_size, **({"labels": args.labels} if args.data else {}))
 
 
 def trained_in(metrics: dict) -> dict:
@@ -290,6 +351,11 @@ def read_results(path: Path) -> dict:
         if not key.startswith("real_n"):
             for field in ("precision", "machine", "command", "recipe"):
                 entry.setdefault(field, NOT_RECORDED)
+            # Rows of a sweep.py without the dataset and floor columns: the data its recipe names,
+            # and the floor measured at the arm's N.
+            data = entry["recipe"].get("data") if isinstance(entry["recipe"], dict) else None
+            entry["row"].setdefault("dataset", "procedural" if data is None else Path(data).resolve().name)
+            entry["row"].setdefault("fid_floor", done.get(f"real_n{key[key.rindex('-n') + 2:key.rindex('-s')]}", {}).get("fid"))
             entry.setdefault("trained", dict(precision=NOT_RECORDED, machine=NOT_RECORDED))
     return done
 
@@ -339,8 +405,9 @@ def results_markdown(done: dict, args) -> str:
     lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {WIDTH}, 32 px)", "",
              f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, lr {args.lr:g}, "
              f"gradient clipping {args.grad_clip:g}, seed {args.seed}, "
-             f"the same data order); FID of N = {args.n} class-balanced samples (DDIM {args.steps} steps, η = 0, "
-             f"trailing) against the test set; real-vs-real floor at that N: {_fmt(real.get('fid'))}.  "
+             f"the same data order) on {dataset_name(args)}; FID of N = {args.n} samples (DDIM {args.steps} steps, "
+             f"η = 0, trailing, w = 1) against {real.get('against', 'the test set')}; the floor, real against real at "
+             f"that N: {_fmt(real.get('fid'))}.  "
              + (f"Trained and measured in {measured}.  " if trained == measured else
                 f"Trained in {trained}; measured in {measured}.  ")
              + f"Command{'s' * (len(commands) > 1)}: "
@@ -373,6 +440,15 @@ def reading(done: dict, args) -> list[str]:
         verdict = ("beyond" if spread is not None and gap > spread else "within" if spread is not None else "against an unknown")
         lines.append(f"- {axis}: " + ", ".join(f"{r[axis]} → {r['fid']:.2f}" for r in members) +
                      f"; best {axis} = {best[axis]}, {gap:.2f} FID from the worst, {verdict} the seed spread.")
+    matched = [e["row"] for e in _entries(done, args) if "compute" in e["axes"] and e["row"]["fid"] is not None]
+    small = [e["row"] for e in _entries(done, args) if "patch" in e["axes"] and e["row"]["fid"] is not None
+             and e["row"]["patch"] < BASE["patch"]]
+    if matched and small:
+        m, p = matched[0], min(small, key=lambda r: r["patch"])
+        lines.append(f"- Equal compute: patch {p['patch']} on {p['images']:,} images ({p['train_pflops']:.1f} PFLOPs) "
+                     f"→ {p['fid']:.2f}; patch {m['patch']} on {m['images']:,} images ({m['train_pflops']:.1f} PFLOPs) "
+                     f"→ {m['fid']:.2f}: {'the smaller patch' if p['fid'] < m['fid'] else 'the larger patch'} wins "
+                     f"by {abs(p['fid'] - m['fid']):.2f} FID at equal training FLOPs.")
     rows = [e["row"] for e in _entries(done, args) if e["row"]["fid"] is not None]
     if len({r["gflops"] for r in rows}) > 2:      # the paper's Fig. 8 reading: FID against model GFLOPs
         r = np.corrcoef(np.log10([r["gflops"] for r in rows]), [r["fid"] for r in rows])[0, 1]
@@ -431,7 +507,8 @@ def plot_fid_vs_gflops(entries: list[dict], path: Path) -> None:
             continue
         moved = [a for a in AXES if r[a] != BASE[a]]
         axis = moved[0] if moved else "base"
-        label = f"{axis} = {r[axis]}" if moved else f"base, seed {r['seed']}"
+        label = (f"{axis} = {r[axis]}" if moved else f"base, {r['images']:,} images (equal compute)"
+                 if "compute" in e["axes"] else f"base, seed {r['seed']}")
         ax.scatter(r["train_pflops"], r["fid"], c=colours[axis], marker=next(markers), s=40,
                    label=f"{label}: FID {r['fid']:.1f}")
     ax.set(xscale="log", xlabel="training compute, PFLOPs (3 × forward GFLOPs × images)", ylabel="FID",
@@ -502,6 +579,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="the arms' seed; the base runs again with seed + 1")
     ap.add_argument("--ckpt-every", type=int, default=200, help="checkpoint every N steps (resume granularity)")
     ap.add_argument("--data", default=None, help="image folder; None: the procedural landscapes")
+    ap.add_argument("--labels", default="auto", help="with --data: auto, none or kmeans:K (train_one_epoch.py --labels)")
+    ap.add_argument("--flops-matched", action=argparse.BooleanOptionalAction, default=True,
+                    help="also train the base patch on the images that cost the smallest patch's training "
+                         "FLOPs: the patch axis at equal compute, not only equal images")
     ap.add_argument("--image-size", type=int, default=32, help="image size")
     ap.add_argument("--no-metrics", action="store_true", help="grids only: no FID")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])

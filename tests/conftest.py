@@ -1,9 +1,14 @@
 """Make the repository root importable, as when a script is run from it, and tools/ and bench/."""
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools"), str(ROOT / "bench")]
+
+# Photo folders' splits and scene labels are cached in a throw-away folder, never in data/.
+os.environ.setdefault("DIT_PHOTO_CACHE", tempfile.mkdtemp(prefix="dit-photos-"))
 
 import dit  # noqa: F401  first: it gives an ATEN_CPU_CAPABILITY run its own torch.compile cache
 import pytest

@@ -16,7 +16,10 @@ def test_arms_move_one_knob_at_a_time_and_the_base_runs_twice():
     args = sweep.parse_args([])
     arms = sweep.plan_arms(args)
     names = [a["name"] for a in arms]
-    assert len(names) == len(set(names)) == 1 + 2 * 4 + 1          # base, 2 others per axis, seed 1
+    assert len(names) == len(set(names)) == 1 + 2 * 4 + 1 + 1      # base, 2 others per axis, seed 1,
+    matched = [a for a in arms if a["axes"] == {"compute"}]          # and the base at patch 2's FLOPs
+    assert len(matched) == 1 and matched[0]["knobs"] == sweep.BASE
+    arms = [a for a in arms if a not in matched]
     for a in arms:
         moved = [axis for axis in sweep.AXES if a["knobs"][axis] != sweep.BASE[axis]]
         assert len(moved) <= 1                                      # never two knobs at once
@@ -28,7 +31,7 @@ def test_arms_move_one_knob_at_a_time_and_the_base_runs_twice():
 
 def test_every_arm_gets_the_same_budget_seed_and_data():
     args = sweep.parse_args(["--budget-images", "6400", "--batch-size", "64"])
-    commands = [sweep.train_command(a, args) for a in sweep.plan_arms(args)]
+    commands = [sweep.train_command(a, args) for a in sweep.plan_arms(args) if "budget" not in a]
     value = lambda cmd, flag: cmd[cmd.index(flag) + 1]
     assert {value(c, "--max-steps") for c in commands} == {"100"}
     assert {value(c, "--seed") for c in commands} == {"0", "1"}
@@ -57,6 +60,7 @@ def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
     assert len(rows) == 4
     for r in rows:
         assert float(r["fid"]) > 0 and int(r["images"]) == 256
+        assert r["dataset"] == real_folder.name and float(r["fid_floor"]) > 0
         assert float(r["train_pflops"]) == pytest.approx(3 * float(r["gflops"]) * 256 / 1e6)
     for name in ("results.md", "fid_vs_knob.png", "fid_vs_gflops.png", "loss_T.png", "grids_T.png",
                  "grids_T_ddpm.png", "grids_patch.png", "loss_patch.png"):
@@ -117,10 +121,23 @@ def test_a_run_longer_than_the_budget_is_refused_not_measured_as_it(tmp_path):
     arm = sweep.plan_arms(args)[0]
     (tmp_path / arm["name"]).mkdir()
     (tmp_path / arm["name"] / "metrics.json").write_text(json.dumps(dict(steps=args.budget_images // args.batch_size + 1)))
-    with pytest.raises(SystemExit, match="more than --budget-images 256 allows"):
+    with pytest.raises(SystemExit, match="more than its budget of 256 images allows"):
         sweep.train_arm(arm, args)
 
 
 def test_tables_only_without_results_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="run the sweep first"):
         sweep.main(sweep.parse_args(["--tables-only", "--out", str(tmp_path)]))
+
+
+def test_the_compute_matched_arm_spends_the_small_patch_arms_flops():
+    """The base (patch 4) trained on budget × GFLOPs(p2)/GFLOPs(p4) images: the patch axis at equal
+    training compute (3 × forward GFLOPs × images), to within one batch."""
+    args = sweep.parse_args(["--budget-images", "64000"])
+    matched = [a for a in sweep.plan_arms(args) if a["axes"] == {"compute"}][0]
+    g2, g4 = (sweep.gflops_of({**sweep.BASE, "patch": p}, 32) for p in (2, 4))
+    assert g2 / g4 == pytest.approx(1.413 / 0.319, rel=0.01)
+    assert abs(matched["budget"] * g4 - 64000 * g2) <= 64 * g4
+    assert sweep.train_command(matched, args)[sweep.train_command(matched, args).index("--max-steps") + 1] == \
+        str(matched["budget"] // 64)
+    assert not [a for a in sweep.plan_arms(sweep.parse_args(["--no-flops-matched"])) if a["axes"] == {"compute"}]

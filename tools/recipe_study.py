@@ -93,47 +93,35 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     landscapes.atomic_write(path, write)
 
 
-# ── the reference: N real images, their labels, and the floor ──
+# ── the reference: N real images, their labels, and the floor (landscapes.fid_reference) ──
 
-def reference(dataset: str, data: str | None, runs: Path, inception) -> dict:
-    """Features of the reference and floor images, and the labels to generate; cached."""
-    cache = runs / dataset / "reference.npz"
+def reference(dataset: str, data: str | None, labels: str, runs: Path, inception) -> tuple[fid.Reference, np.ndarray]:
+    """The study's fid.Reference and the labels to generate; the features cached in runs/."""
+    ref_images, ref_labels, floor_images, _ = landscapes.fid_reference(data, 32, N, labels)
+    cache = runs / dataset / f"reference-n{N}.npz"
+    feats = None
     if cache.is_file():
-        with np.load(cache, allow_pickle=False) as f:
-            return {k: f[k] for k in f}
-    g = torch.Generator().manual_seed(0)
-    train = landscapes.load_images(landscapes.resolve_data(data, "train", 32), 32)
-    if dataset == "procedural":
-        test = landscapes.load_images(landscapes.resolve_data(None, "test", 32), 32)
-        ref = torch.randperm(len(test.images), generator=g)[:N]
-        ref_images, ref_labels = test.images[ref], test.labels[ref]
-        floor_images = train.images[torch.randperm(len(train.images), generator=g)[:N]]
-    else:
-        order = torch.randperm(len(train.images), generator=g)
-        if len(order) < 2 * N:
-            raise SystemExit(f"{data}: {len(order)} training images, {2 * N} needed (reference + floor)")
-        ref_images, ref_labels = train.images[order[:N]], train.labels[order[:N]]
-        floor_images = train.images[order[N:2 * N]]
-    ref_feats = fid.inception_features(ref_images, inception)
-    floor_feats = fid.inception_features(floor_images, inception)
-    out = dict(ref=ref_feats, labels=ref_labels.numpy(), floor=np.array(fid.fid_from_features(floor_feats, ref_feats)))
-    cache.parent.mkdir(parents=True, exist_ok=True)
+        with np.load(cache) as f:
+            feats = (f["ref"], f["floor"])
+    ref = fid.Reference(ref_images, floor_images, inception, feats)
+    if feats is None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
 
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as f:                       # a file object: savez adds no suffix
-            np.savez(f, **out)
-    landscapes.atomic_write(cache, save)
-    return out
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:                   # a file object: savez adds no suffix
+                np.savez(f, ref=ref.feats, floor=ref.floor_feats)
+        landscapes.atomic_write(cache, save)
+    return ref, ref_labels.numpy()
 
 
 @torch.inference_mode()
-def measure(export: Path, ref: dict, inception, precision: str) -> dict:
+def measure(export: Path, ref: fid.Reference, labels: np.ndarray, precision: str) -> dict:
     """FID, precision and recall of N samples of an exported model against the reference."""
     model, config, _ = load_dit_checkpoint(export)
     d = config["diffusion"]
     alpha_bar = alpha_bar_from_betas(make_betas(d["schedule"], d["T"]))
     g = torch.Generator().manual_seed(SEED)
-    y_all = torch.from_numpy(ref["labels"]).long()
+    y_all = torch.from_numpy(labels).long()
     x_all = torch.randn(len(y_all), model.in_channels, model.input_size, model.input_size, generator=g)
     images = []
     for y, x_T in zip(y_all.split(250), x_all.split(250)):
@@ -141,14 +129,7 @@ def measure(export: Path, ref: dict, inception, precision: str) -> dict:
             *_, (_, _, x0) = ddim_sample(lambda x, t: model.eps(x, t, y), x_T, alpha_bar, STEPS,
                                          spacing="trailing", clip_x0=1.0)
         images.append(landscapes.to_uint8(x0.float()))
-    feats = fid.inception_features(torch.cat(images), inception, progress=False)
-    p, r = fid.precision_recall(ref["ref"], feats)
-    return dict(fid=fid.fid_from_features(feats, ref["ref"]), precision=p, recall=r)
-
-
-def batch_size(arm: str) -> int:
-    flags = ARMS[arm]
-    return int(flags[flags.index("--batch-size") + 1]) if "--batch-size" in flags else 64
+    return ref.score_images(torch.cat(images))
 
 
 @torch.inference_mode()
@@ -183,8 +164,8 @@ def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, la
 
 def run_study(args: argparse.Namespace) -> None:
     runs, results = Path(args.runs), Path(args.runs) / "results.csv"
-    inception = fid.load_inception()
-    ref = reference(args.dataset, args.data, runs, inception)
+    ref, labels = reference(args.dataset, args.data, args.labels, runs, fid.load_inception())
+    floor = ref.floor["fid"]
     precision = resolve_precision("auto", torch.device("cpu"))
     for arm, seed in RUNS:
         for images in POINTS:
@@ -200,16 +181,16 @@ def run_study(args: argparse.Namespace) -> None:
             snapshot = folder / f"ema_step{steps}.pt"          # the model of this point, kept
             shutil.copyfile(folder / "ema.pt", snapshot)
             start = time.perf_counter()
-            m = measure(snapshot, ref, inception, precision)
+            m = measure(snapshot, ref, labels, precision)
             save_grid(snapshot, REPORT / "grids" / f"{args.dataset}-{arm}-s{seed}-{steps * batch_size(arm)}.png",
                       f"{args.dataset}, {arm} recipe, seed {seed}: {steps * batch_size(arm):,} images, "
                       f"FID {m['fid']:.1f}", precision)
             row = dict(recipe=arm, dataset=args.dataset, seed=seed, images=metrics["steps"] * metrics["recipe"]["batch_size"],
-                       steps=metrics["steps"], fid=f"{m['fid']:.2f}", fid_floor=f"{float(ref['floor']):.2f}",
-                       fid_ratio=f"{m['fid'] / float(ref['floor']):.2f}", n=N,
+                       steps=metrics["steps"], fid=f"{m['fid']:.2f}", fid_floor=f"{floor:.2f}",
+                       fid_ratio=f"{m['fid'] / floor:.2f}", n=N,
                        precision=f"{m['precision']:.3f}", recall=f"{m['recall']:.3f}",
                        cpu_seconds=f"{metrics['wall_time_s']:.0f}", machine=metrics["machine"])
-            print(f"{arm} seed {seed} at {images:,} images: FID {m['fid']:.2f} (floor {float(ref['floor']):.2f}), "
+            print(f"{arm} seed {seed} at {images:,} images: FID {m['fid']:.2f} (floor {floor:.2f}), "
                   f"P {m['precision']:.3f} R {m['recall']:.3f}; measured in {time.perf_counter() - start:.0f} s",
                   flush=True)
             write_rows(results, read_rows(results) + [row])
