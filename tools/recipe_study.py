@@ -22,8 +22,10 @@ patch 2's (64 tokens instead of 256), so nine runs per dataset fit in a few CPU-
 question is which recipe learns faster per image, and the recipes touch the loss and the
 optimiser, not the tokenisation.
 
-Resumable: a measured point is a row of runs/recipe/results.csv and is skipped; an interrupted
-chunk resumes from its checkpoint.  report/recipe/ gets results.csv, the plots and the table.
+Resumable: a measured point is a row of report/recipe/results.csv (committed) and is skipped; an
+interrupted chunk resumes from its checkpoint in runs/recipe/, and a run whose checkpoint is gone
+(a fresh clone) retrains from its seed to its next point, which gives the same model.
+report/recipe/ also gets the plots, the speed-up table and the grids.
 """
 
 from __future__ import annotations
@@ -163,7 +165,9 @@ def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, la
 
 
 def run_study(args: argparse.Namespace) -> None:
-    runs, results = Path(args.runs), Path(args.runs) / "results.csv"
+    # The measured points live in the committed report/recipe/results.csv, not under runs/: a fresh
+    # clone skips what is measured, and a run whose checkpoint is gone retrains to its next point.
+    runs, results = Path(args.runs), REPORT / "results.csv"
     ref, labels = reference(args.dataset, args.data, args.labels, runs, fid.load_inception())
     floor = ref.floor["fid"]
     precision = resolve_precision("auto", torch.device("cpu"))
@@ -194,7 +198,6 @@ def run_study(args: argparse.Namespace) -> None:
                   f"P {m['precision']:.3f} R {m['recall']:.3f}; measured in {time.perf_counter() - start:.0f} s",
                   flush=True)
             write_rows(results, read_rows(results) + [row])
-            write_rows(REPORT / "results.csv", read_rows(results))
             tables()
 
 
@@ -305,7 +308,7 @@ def main() -> None:
     ap.add_argument("--dataset", choices=["procedural", "kaggle"], default="procedural")
     ap.add_argument("--data", default=None, help="the photo folder for --dataset kaggle")
     ap.add_argument("--labels", default="auto", help="scene labels of the photo folder (train_one_epoch.py --labels)")
-    ap.add_argument("--runs", default=str(ROOT / "runs" / "recipe"), help="checkpoints and the working results.csv")
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "recipe"), help="the runs' checkpoints and EMA snapshots (results go to report/recipe/)")
     ap.add_argument("--tables-only", action="store_true", help="redraw report/recipe/ from its results.csv")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 256 and 512 images, N = 64, into --runs (use another --runs)")
