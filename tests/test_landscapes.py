@@ -326,15 +326,25 @@ def test_resolve_data(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(L, "procedural_dataset", lambda split, size: seen.append((split, size)) or tmp_path)
     assert L.resolve_data(None, "test", 32) == tmp_path and seen == [("test", 32)]
-    messy_flat_folder(tmp_path / "mine")
-    assert L.resolve_data(str(tmp_path / "mine"), "train", 32) == tmp_path / "mine"
+    expected = messy_flat_folder(tmp_path / "mine")
+    # A folder is served through its content split, prepared once at the training size: too small
+    # to hold anything out, so "test" is its training side, and too small for scenes: one class.
+    monkeypatch.setattr(L, "PHOTO_CACHE", tmp_path / "cache")
+    train = L.resolve_data(str(tmp_path / "mine"), "train", 32)
+    assert train.is_relative_to(tmp_path / "cache") and train.name == "train"
+    assert L.resolve_data(str(tmp_path / "mine"), "test", 32) == train
+    prepared = L.load_images(train, 32)
+    assert prepared.class_names == [L.FLAT_CLASS_NAME] and len(prepared.images) == expected
+    with pytest.raises(ValueError, match="--labels 'kmeans:1'"):
+        L.resolve_data(str(tmp_path / "mine"), "train", 32, labels="kmeans:1")
     with pytest.raises(ValueError, match="does not exist"):
         L.resolve_data(str(tmp_path / "missing"), "train", 32)
 
 
 def test_cli_rejects_bad_input_and_writes_grid(tmp_path):
     def args(**kw):
-        return argparse.Namespace(**{"out": None, "n": 10, "size": 32, "seed": 0, "grid": None, **kw})
+        return argparse.Namespace(**{"out": None, "n": 10, "size": 32, "seed": 0, "grid": None,
+                                      "data": None, "labels": "auto", **kw})
 
     for bad in (args(n=0, out=tmp_path), args(size=4, out=tmp_path), args()):
         with pytest.raises(SystemExit) as exc:
