@@ -22,7 +22,9 @@ def test_profile_prints_a_ceiling_above_the_profiled_rate():
     matmul_s, total_s = map(float, re.search(r"matrix products ([\d.]+) s of ([\d.]+) s", out.stdout).groups())
     ceiling = float(re.search(r"alone allow ([\d.]+) images/s", out.stdout).group(1))
     assert 0 < matmul_s < total_s
-    assert abs(ceiling - 4 / matmul_s) < 0.01 * ceiling   # batch / (matrix-product seconds per step)
+    # batch / (matrix-product seconds per step), to 1% or to the 0.05 of the printed one decimal
+    # (on a loaded machine the rate is a few images/s, where that rounding is more than 1%)
+    assert abs(ceiling - 4 / matmul_s) <= max(0.01 * ceiling, 0.051)
     assert ceiling > profiled
     assert "aten::mm" in out.stdout or "aten::addmm" in out.stdout      # the profiler's table
 
