@@ -51,7 +51,7 @@ import torch
 
 import fid
 import landscapes
-from dit import (autocast, ddim_sample, describe_machine, keep_freed_memory, load_sampling_model, pick_device,
+from dit import (ddim_sample, describe_machine, draw_samples, keep_freed_memory, load_sampling_model, pick_device,
                  predict_x0, resolve_precision)
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
@@ -138,15 +138,11 @@ def guided_eps_fn(model, y: torch.Tensor, w: float, interval: tuple[float, float
     return eps_fn
 
 
-@torch.inference_mode()
 def sample(model, y: torch.Tensor, x_T: torch.Tensor, w: float, num_steps: int,
            precision: str = "fp32", spacing: str = "trailing", interval=None) -> torch.Tensor:
-    """Guided DDIM (η = 0) from x_T for labels y → images in [−1, 1], (B, 3, H', W'), on the CPU.
-    Trailing spacing starts at t = T−1, nearly pure noise as in training (Lin et al. 2023)."""
-    with autocast(x_T.device, precision):
-        *_, (_, _, x0) = ddim_sample(guided_eps_fn(model, y, w, interval), x_T, model.alpha_bar,
-                                     num_steps, spacing=spacing, clip_x0=model.clip_x0)
-    return model.decode(x0.float()).float().cpu()
+    """Guided DDIM (η = 0) from x_T for labels y → images in [−1, 1], (B, 3, H', W'), on the CPU
+    (dit.draw_samples with the guided noise predictor)."""
+    return draw_samples(model, guided_eps_fn(model, y, w, interval), x_T, num_steps, precision, spacing)
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════

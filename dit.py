@@ -863,6 +863,19 @@ def ddim_sample(
             x_t = x_t + sigma * z
 
 
+
+@torch.inference_mode()
+def draw_samples(model, eps_fn, x_T: torch.Tensor, num_steps: int, precision: str = "fp32",
+                 spacing: str = "trailing") -> torch.Tensor:
+    """Images from a sampling model (`TrainedDiT`, `DiffusersDiT`) with DDIM (η = 0) from x_T and
+    any noise predictor eps_fn(x_t, t) — the conditional model, or cfg.guided_eps_fn — clipping
+    x̂0 to the model's range, decoded, in [−1, 1] on the CPU: (B, 3, H', W').  Trailing spacing
+    starts at t = T−1, nearly pure noise as in training (Lin et al. 2023)."""
+    with autocast(x_T.device, precision):
+        *_, (_, _, x0) = ddim_sample(eps_fn, x_T, model.alpha_bar, num_steps, spacing=spacing,
+                                     clip_x0=model.clip_x0)
+    return model.decode(x0.float()).float().cpu()
+
 # ════════════════════════════════════════════════════════════════════════════════════════════
 # 8. python dit.py — the configs at a glance
 # ════════════════════════════════════════════════════════════════════════════════════════════

@@ -328,7 +328,7 @@ def load_images(folder: str | Path, image_size: int, progress: bool | None = Non
 #        A2. A folder of photographs: a held-out split by content, and scene labels
 # --------------------------------------------------------------------------------------------
 # A photo folder has no test split, and the Kaggle set holds copies: 176 byte-identical files,
-# 41 more pairs with identical pixels but other bytes, and bursts of near-identical shots of one
+# 38 more with identical pixels but other bytes, and bursts of near-identical shots of one
 # scene.  A split by file name would put one copy on each side, and "held-out" FID would then
 # partly score memorisation.  So the split is made by *content*:
 #   1. group images that are copies: equal sha256, or 16×16 RGB thumbnails closer than
@@ -449,8 +449,12 @@ DEFAULT_SCENES = 10            # "auto" on a flat folder: 10 scenes, one per row
 
 @dataclass
 class PhotoSplit:
-    """What `photo_split` found in a folder: each file's group, which files are kept, the split."""
+    """What `photo_split` found in a folder: each file's group, which files are kept, the split,
+    and the folder's own classes (`_scan_folder`'s, read once)."""
     paths: list[Path]
+    labels: list[int]           # (N,) the folder's own class of each file (0 for a flat folder)
+    class_names: list[str]
+    labelled: bool              # class subfolders (their names are the labels) or flat
     groups: np.ndarray          # (N,) group id per file (the index of the group's first file)
     keep: np.ndarray            # (N,) bool: False for extra copies and unreadable files
     test: np.ndarray            # (N,) bool: the held-out side
@@ -472,7 +476,8 @@ def photo_split(folder: str | Path, progress: bool = True) -> PhotoSplit:
     import hashlib
 
     folder = Path(folder)
-    paths, _, _ = list_images(folder)
+    paths, labels, class_names, labelled = _scan_folder(folder)
+    own = (paths, labels, class_names, labelled)
     digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
     key = hashlib.sha1("".join(f"{p.relative_to(folder)}:{d}|" for p, d in zip(paths, digests))
                        .encode()).hexdigest()[:12]
@@ -480,7 +485,7 @@ def photo_split(folder: str | Path, progress: bool = True) -> PhotoSplit:
     cache = PHOTO_CACHE / f"{folder.resolve().name}-{key}" / f"split-{hashlib.sha1(rules.encode()).hexdigest()[:8]}"
     if (cache / "split.json").is_file():
         saved = json.loads((cache / "split.json").read_text())
-        return PhotoSplit(paths, *(np.array(saved[k]) for k in ("groups", "keep", "test")), cache)
+        return PhotoSplit(*own, *(np.array(saved[k]) for k in ("groups", "keep", "test")), cache)
     thumbs = [_thumbnail(p) for p in progress_iter(paths, "comparing photos", "img", enabled=progress)]
     readable = np.array([t is not None for t in thumbs])
     thumbs = np.stack([t if t is not None else np.full(768, -9.0, np.float32) for t in thumbs])
@@ -494,7 +499,7 @@ def photo_split(folder: str | Path, progress: bool = True) -> PhotoSplit:
     cache.mkdir(parents=True, exist_ok=True)
     record = json.dumps(dict(groups=groups.tolist(), keep=keep.tolist(), test=test.tolist()))
     atomic_write(cache / "split.json", lambda tmp: tmp.write_text(record))
-    return PhotoSplit(paths, groups, keep, test, cache)
+    return PhotoSplit(*own, groups, keep, test, cache)
 
 
 def scene_features(paths: list[Path], progress: bool = True) -> np.ndarray:
@@ -518,17 +523,24 @@ def scene_labels(split: PhotoSplit, k: int, seed: int = 0, progress: bool = True
     if labels_file.is_file():
         return np.load(labels_file)
     feats_file = split.cache.parent / "scene_features.npy"       # the photos' alone: any split
-    feats = np.load(feats_file) if feats_file.is_file() else scene_features(split.paths, progress)
+    if feats_file.is_file():
+        feats = np.load(feats_file)
+    else:
+        feats = scene_features(split.paths, progress)
+        _save_npy(feats_file, feats)
     x = torch.nn.functional.normalize(torch.from_numpy(feats).double(), dim=1)   # (N, 2048)
     fit = torch.from_numpy(split.keep & ~split.test)
     _, centres = kmeans(x[fit], k, seed)
     labels = torch.cdist(x, centres).argmin(1).numpy()
-    for path, array in ((feats_file, feats), (labels_file, labels)):
-        def save(tmp: Path, array=array) -> None:
-            with open(tmp, "wb") as f:                         # a file object: np.save adds no suffix
-                np.save(f, array)
-        atomic_write(path, save)
+    _save_npy(labels_file, labels)
     return labels
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:                             # a file object: np.save adds no suffix
+            np.save(f, array)
+    atomic_write(path, save)
 
 
 def prepared_photos(folder: str | Path, split: str, image_size: int, labels: str = "auto") -> Path:
@@ -538,12 +550,10 @@ def prepared_photos(folder: str | Path, split: str, image_size: int, labels: str
     k = parse_labels(labels)
     folder = Path(folder)
     s = photo_split(folder)
-    own = _scan_folder(folder)
-    if k is None and not own[3]:                     # auto on a flat folder: scenes, if it is big
+    if k is None and not s.labelled:                 # auto on a flat folder: scenes, if it is big
         k = DEFAULT_SCENES if s.keep.sum() >= AUTO_SCENES_FROM else 0
     if k is None:
-        names, label_of = own[2], np.array(own[1])
-        tag = "own"
+        names, label_of, tag = s.class_names, np.array(s.labels), "own"
     elif k == 0:
         names, label_of, tag = [FLAT_CLASS_NAME], np.zeros(len(s.paths), int), "none"
     else:
@@ -1213,11 +1223,8 @@ def resolve_data(data: str | Path | None, split: str, image_size: int, labels: s
             raise ValueError(f"--labels {labels} applies to a --data folder; the procedural "
                              f"landscapes have their own 10 classes")
         return procedural_dataset(split, image_size)
-    folder = _check_folder(data)
-    if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*")):
-        raise _no_images_error(folder)
     parse_labels(labels)                             # a bad spec fails before any work
-    return prepared_photos(folder, split, image_size, labels)
+    return prepared_photos(_check_folder(data), split, image_size, labels)   # scanning raises for no images
 
 
 # --------------------------------------------------------------------------------------------

@@ -64,8 +64,8 @@ import torch
 
 import fid
 import landscapes
-from dit import (DiT, TrainedDiT, autocast, ddim_sample, describe_machine, forward_gflops, keep_freed_memory,
-                 pick_device, read_checkpoint, resolve_precision)
+from dit import (DiT, TrainedDiT, autocast, ddim_sample, describe_machine, draw_samples, forward_gflops,
+                 keep_freed_memory, pick_device, read_checkpoint, resolve_precision)
 
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
@@ -173,10 +173,8 @@ def train_arm(arm: dict, args) -> dict:
 def sample(model, y: torch.Tensor, x_T: torch.Tensor, steps: int, precision: str) -> torch.Tensor:
     """The conditional model (w = 1, unguided: guidance is cfg.py's study) with DDIM (η = 0,
     trailing spacing), x̂0 clipped to [−1, 1] → uint8 images (B, 3, H, W) on the CPU."""
-    with autocast(x_T.device, precision):
-        *_, (_, _, x0) = ddim_sample(lambda x, t: model(x, t, y)[:, :model.eps_channels], x_T, model.alpha_bar,
-                                     steps, spacing="trailing", clip_x0=model.clip_x0)
-    return landscapes.to_uint8(x0.float().cpu())
+    conditional = lambda x, t: model(x, t, y)[:, :model.eps_channels]
+    return landscapes.to_uint8(draw_samples(model, conditional, x_T, steps, precision))
 
 
 @torch.inference_mode()

@@ -217,9 +217,9 @@ def loss_weights(t: torch.Tensor, alpha_bar: torch.Tensor, min_snr_gamma: float 
 
 def training_loss(model, x0, y, alpha_bar, buckets: int = 3, t_sampling: str = "uniform",
                   min_snr_gamma: float | None = None):
-    """L_simple on a batch (or its Min-SNR-γ weighting, and t drawn uniformly or logit-normal:
-    the two changes of --recipe fast); also the per-sample losses summed per timestep bucket
-    (low/mid/high t), unweighted, so curves stay comparable across recipes."""
+    """L_simple on a batch (or its Min-SNR-γ weighting; t drawn uniformly or logit-normal); also
+    the per-sample losses summed per timestep bucket (low/mid/high t), unweighted, so that the
+    curves of different recipes compare."""
     B, T = x0.shape[0], alpha_bar.shape[0]
     t = sample_timesteps(B, T, t_sampling, x0.device)                    # (B,)
     eps = torch.randn_like(x0)                                           # ε ~ N(0, I)

@@ -48,8 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import fid                                                    # noqa: E402
 import landscapes                                             # noqa: E402
-from dit import autocast, ddim_sample, load_dit_checkpoint, resolve_precision  # noqa: E402
-from forward_process import alpha_bar_from_betas, make_betas  # noqa: E402
+from dit import TrainedDiT, draw_samples, resolve_precision  # noqa: E402
 
 # Each arm is one change to the paper's recipe (AdamW lr 1e-4 constant, batch 64, uniform t,
 # ε-prediction, L_simple), given as the trainer's flags; `fast` is the combination.
@@ -117,37 +116,29 @@ def reference(dataset: str, data: str | None, labels: str, runs: Path, inception
 
 
 @torch.inference_mode()
-def measure(export: Path, ref: fid.Reference, labels: np.ndarray, precision: str) -> dict:
-    """FID, precision and recall of N samples of an exported model against the reference."""
-    model, config, _ = load_dit_checkpoint(export)
-    d = config["diffusion"]
-    alpha_bar = alpha_bar_from_betas(make_betas(d["schedule"], d["T"]))
-    g = torch.Generator().manual_seed(SEED)
+def measure(export: Path, ref: fid.Reference, labels: np.ndarray, precision: str, grid: Path, title: str) -> dict:
+    """FID, precision and recall of N samples of an exported model against the reference, and
+    its 10×10 grid (class c % K in row c); each from x_T of seed SEED, the same at every point."""
+    model = TrainedDiT(export, torch.device("cpu"))
+
+    def draw(y: torch.Tensor, x_T: torch.Tensor) -> torch.Tensor:   # w = 1: the conditional model
+        return draw_samples(model, lambda x, t: model(x, t, y)[:, :model.eps_channels], x_T, STEPS, precision)
+
+    def noise(n: int) -> torch.Tensor:
+        return torch.randn(n, *model.shape, generator=torch.Generator().manual_seed(SEED))
+
     y_all = torch.from_numpy(labels).long()
-    x_all = torch.randn(len(y_all), model.in_channels, model.input_size, model.input_size, generator=g)
-    images = []
-    for y, x_T in zip(y_all.split(250), x_all.split(250)):
-        with autocast(torch.device("cpu"), precision):
-            *_, (_, _, x0) = ddim_sample(lambda x, t: model.eps(x, t, y), x_T, alpha_bar, STEPS,
-                                         spacing="trailing", clip_x0=1.0)
-        images.append(landscapes.to_uint8(x0.float()))
-    return ref.score_images(torch.cat(images))
-
-
-@torch.inference_mode()
-def save_grid(export: Path, path: Path, title: str, precision: str) -> None:
-    """A 10×10 grid, class c % K in row c, from x_T of seed SEED: the same noise at every point."""
-    model, config, class_names = load_dit_checkpoint(export)
-    d = config["diffusion"]
-    alpha_bar = alpha_bar_from_betas(make_betas(d["schedule"], d["T"]))
+    found = ref.score_images(torch.cat([landscapes.to_uint8(draw(y, x_T))
+                                        for y, x_T in zip(y_all.split(250), noise(len(y_all)).split(250))]))
     y = torch.arange(100) // 10 % model.num_classes
-    x_T = torch.randn(100, model.in_channels, model.input_size, model.input_size,
-                      generator=torch.Generator().manual_seed(SEED))
-    with autocast(torch.device("cpu"), precision):
-        *_, (_, _, x0) = ddim_sample(lambda x, t: model.eps(x, t, y), x_T, alpha_bar, STEPS,
-                                     spacing="trailing", clip_x0=1.0)
-    rows = [class_names[c] for c in y[::10].tolist()]
-    landscapes.save_image_grid(x0.float(), path, nrow=10, title=title, row_labels=rows)
+    landscapes.save_image_grid(draw(y, noise(100)), grid, nrow=10, title=f"{title}, FID {found['fid']:.1f}",
+                               row_labels=[model.class_names[c] for c in y[::10].tolist()])
+    return found
+
+
+def batch_size(arm: str) -> int:
+    flags = ARMS[arm]
+    return int(flags[flags.index("--batch-size") + 1]) if "--batch-size" in flags else 64
 
 
 def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, labels: str) -> dict:
@@ -185,10 +176,9 @@ def run_study(args: argparse.Namespace) -> None:
             snapshot = folder / f"ema_step{steps}.pt"          # the model of this point, kept
             shutil.copyfile(folder / "ema.pt", snapshot)
             start = time.perf_counter()
-            m = measure(snapshot, ref, labels, precision)
-            save_grid(snapshot, REPORT / "grids" / f"{args.dataset}-{arm}-s{seed}-{steps * batch_size(arm)}.png",
-                      f"{args.dataset}, {arm} recipe, seed {seed}: {steps * batch_size(arm):,} images, "
-                      f"FID {m['fid']:.1f}", precision)
+            m = measure(snapshot, ref, labels, precision,
+                        REPORT / "grids" / f"{args.dataset}-{arm}-s{seed}-{steps * batch_size(arm)}.png",
+                        f"{args.dataset}, {arm} recipe, seed {seed}: {steps * batch_size(arm):,} images")
             row = dict(recipe=arm, dataset=args.dataset, seed=seed, images=metrics["steps"] * metrics["recipe"]["batch_size"],
                        steps=metrics["steps"], fid=f"{m['fid']:.2f}", fid_floor=f"{floor:.2f}",
                        fid_ratio=f"{m['fid'] / floor:.2f}", n=N,
