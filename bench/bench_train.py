@@ -30,10 +30,18 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
-from dit import build_dit, forward_gflops
-from forward_process import alpha_bar_from_betas, make_betas
-from dit import autocast, describe_machine, keep_freed_memory
-from train_one_epoch import training_loss          # the trainer's own step is what is timed
+import torch.nn.functional as F
+
+from dit import autocast, build_dit, describe_machine, forward_gflops, keep_freed_memory
+from forward_process import add_noise, alpha_bar_from_betas, make_betas
+
+
+def training_loss(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """The trainer's objective, the paper's recipe (DDPM's L_simple; train_one_epoch.training_loss
+    adds only its bookkeeping): t ~ U{0 … T−1}, ε ~ N(0, I), ‖ε − ε̂(x_t, t, y)‖²."""
+    t = torch.randint(0, alpha_bar.shape[0], (x0.shape[0],))
+    eps = torch.randn_like(x0)
+    return F.mse_loss(model(add_noise(x0, t, eps, alpha_bar), t, y).float(), eps)
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
@@ -81,7 +89,7 @@ def time_steps(model: nn.Module, precision: str, batch: int, image_size: int, st
                 profiler.start()
             start = time.perf_counter()
         with autocast(device, precision):
-            loss, _, _ = training_loss(model, x0, y, alpha_bar)
+            loss = training_loss(model, x0, y, alpha_bar)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -112,7 +120,7 @@ def accuracy(args: argparse.Namespace) -> None:
             idx = torch.randint(0, len(data.images), (args.batch_size,))
             x0 = landscapes.to_float(data.images[idx])
             with autocast(torch.device("cpu"), precision):
-                loss, _, _ = training_loss(model, x0, data.labels[idx], alpha_bar)
+                loss = training_loss(model, x0, data.labels[idx], alpha_bar)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

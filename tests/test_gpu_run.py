@@ -86,12 +86,12 @@ def test_a_new_run_from_an_export_samples_the_final_model_guided_and_its_fallbac
     assert value(train, "--init-from") == "checkpoints/dit_landscapes.pt"
     assert "--max-steps" not in train and "--decay-steps" not in train   # no COOLDOWN
     scratch_export = tmp_path / "scratch" / "export"
-    # Guidance as in cfg.py: the guided set at w = 1.5, the fallback unguided (w = 1).
-    assert (value(guided, "--init-from"), value(guided, "--guidance")) == (
+    # The guided set at w = 1.5 by cfg.py (guidance's one home), the fallback unguided by the
+    # trainer's evaluation-only call.
+    assert guided[0] == "cfg.py" and (value(guided, "--checkpoint"), value(guided, "--w")) == (
         str(scratch_export / "dit_landscapes.pt"), "1.5")
-    assert (value(fallback, "--init-from"), value(fallback, "--guidance")) == (
-        str(scratch_export / "dit_landscapes-step3000.pt"), "1")
-    assert value(guided, "--max-steps") == value(fallback, "--max-steps") == "0"
+    assert value(fallback, "--init-from") == str(scratch_export / "dit_landscapes-step3000.pt")
+    assert value(fallback, "--max-steps") == "0" and "--guidance" not in fallback
     names = {p.name for p in out.iterdir()}
     assert {"fid_samples_w1.5.tgz", "fid_samples_dit_landscapes-step3000.tgz",
             "dit_landscapes.pt", "dit_landscapes-step3000.pt"} <= names
@@ -114,8 +114,8 @@ def test_an_eager_rerun_only_when_compiling_failed(tmp_path, failure, reruns):
 
 
 def test_gpu_eval_samples_each_guidance_and_step_count_in_cfgs_convention(tmp_path):
-    """tools/gpu_eval.sh: one evaluation-only call per w:steps setting, the default sweep from
-    w = 1 (unguided) to w = 5, and one archive of samples per setting."""
+    """tools/gpu_eval.sh: one sampling-only cfg.py call per w:steps setting, the default sweep
+    from w = 1 (unguided) to w = 5, and one archive of samples per setting."""
     out, scratch, log = tmp_path / "out", tmp_path / "scratch", tmp_path / "commands.jsonl"
     out.mkdir()
     scratch.mkdir()
@@ -125,9 +125,9 @@ def test_gpu_eval_samples_each_guidance_and_step_count_in_cfgs_convention(tmp_pa
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     commands = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(value(c, "--guidance"), value(c, "--sample-steps")) for c in commands] == [
+    assert [(value(c, "--w"), value(c, "--steps")) for c in commands] == [
         ("2", "50"), ("1.5", "50"), ("3", "50"), ("5", "50"), ("1", "100")]
-    assert all(value(c, "--init-from") == "checkpoints/dit_landscapes.pt" and value(c, "--max-steps") == "0"
-               for c in commands)
+    assert all(c[0] == "cfg.py" and value(c, "--checkpoint") == "checkpoints/dit_landscapes.pt"
+               and "--no-metrics" in c for c in commands)
     assert sorted(p.name for p in out.glob("*.tgz")) == sorted(
         f"fid_samples_w{w}_s{n}.tgz" for w, n in (("2", 50), ("1.5", 50), ("3", 50), ("5", 50), ("1", 100)))

@@ -126,13 +126,21 @@ fi
 # The --export-every snapshots written so far, oldest first.
 snapshots() { ls -v "$SCRATCH"/export/dit_landscapes-step*.pt 2>/dev/null; }
 
-# FID samples of an export, evaluation only: sample_set NAME MODEL W
+# FID samples of an export, evaluation only: sample_set NAME MODEL W.  Unguided (W = 1) by the
+# trainer's --fid, guided by cfg.py (guidance has its one home there; tools/gpu_eval.sh says how
+# such a set is scored).
 sample_set() {
     echo "== FID samples: $2, guidance w = $3 ==" >> "$LOG"
     rm -rf "$SCRATCH/$1"
-    $PY train_one_epoch.py --init-from "$2" --max-steps 0 --fid 5000 --guidance "$3" \
-        --batch-size 1000 --no-samples --out "$SCRATCH/$1" >> "$LOG" 2>&1 \
-        && tar czf "$OUT/$1.tgz" -C "$SCRATCH/$1" fid_samples
+    if [ "$3" = 1 ]; then
+        $PY train_one_epoch.py --init-from "$2" --max-steps 0 --fid 5000 \
+            --batch-size 1000 --no-samples --out "$SCRATCH/$1" >> "$LOG" 2>&1 \
+            && tar czf "$OUT/$1.tgz" -C "$SCRATCH/$1" fid_samples
+    else
+        $PY cfg.py --checkpoint "$2" --w "$3" --steps 50 --n 5000 --batch-size 1000 --no-metrics \
+            --check-w --redraw-w --device cuda --out "$SCRATCH/$1" >> "$LOG" 2>&1 \
+            && tar czf "$OUT/$1.tgz" -C "$SCRATCH/$1" samples
+    fi
 }
 
 # What comes back (at most 8 files of 16 MiB): the export, snapshots, the samples for FID and,

@@ -58,8 +58,7 @@ ARMS = {
     "min-snr": ["--min-snr-gamma", "5"],                                   # Hang et al. 2023
     "logit-normal": ["--t-sampling", "logit-normal"],                      # Esser et al. 2024
     "batch256": ["--batch-size", "256"],                                   # the paper's batch
-    "fast": ["--lr", "3e-4", "--warmup-steps", "100", "--grad-clip", "1", "--min-snr-gamma", "5",
-             "--t-sampling", "logit-normal"],
+    "fast": ["--recipe", "fast"],      # train_one_epoch.RECIPES: lr + min-snr + logit-normal
 }
 # The order runs are trained in: single changes first, then the combination and the second seeds
 # (the spread), then the larger batch (at equal images it takes a quarter of the steps).
