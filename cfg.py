@@ -51,8 +51,9 @@ import torch
 
 import fid
 import landscapes
-from dit import (ddim_sample, describe_machine, draw_samples, keep_freed_memory, load_sampling_model, pick_device,
+from dit import (ddim_sample, draw_samples, load_sampling_model, pick_device,
                  predict_x0, resolve_precision)
+from machine import describe_machine, tune_cpu
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 FULL_STUDY = [0, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10]
@@ -643,8 +644,7 @@ def file_sha256(path) -> str:
 
 def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()
+    tune_cpu(device)                         # machine.py: what pays on this CPU
     args.precision = resolve_precision(args.precision, device)
     model = load_sampling_model(args.checkpoint, args.model, device)
     args.source = args.model or Path(args.checkpoint).name

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 import landscapes
-from dit import autocast, ddim_sample, keep_freed_memory, load_sampling_model, pick_device, resolve_precision
+from dit import autocast, ddim_sample, load_sampling_model, pick_device, resolve_precision
+from machine import tune_cpu
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 
@@ -144,8 +145,7 @@ def short_path(path) -> str:
 
 def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()                  # reuse activation memory between steps
+    tune_cpu(device)                         # machine.py: what pays on this CPU
     args.precision = resolve_precision(args.precision, device)   # as the FID samples are drawn
     model = load_sampling_model(args.checkpoint, args.model, device)
     source = args.model or short_path(args.checkpoint)

@@ -16,10 +16,10 @@ What this file teaches, in the order of the idea:
 Run it to see all of this:
 
     python forward_process.py --out report/forward
-    python dit.py --patch-study report/forward        # the patch study needs the whole DiT
+    python tools/patch_study.py --out report/forward        # the patch study needs the whole DiT
 
 writes PNGs (a real image noised at t = 0 … T−1 for each schedule; ᾱ_t and log-SNR curves at
-T = 100, 500, 1000; the timestep-embedding heatmap), and dit.py the patch study for p = 2, 4, 8
+T = 100, 500, 1000; the timestep-embedding heatmap), and tools/patch_study.py the patch study for p = 2, 4, 8
 with its table (tokens, GFLOPs of a DiT forward pass).  Seconds on 2 CPU cores.
 
 Notation.  t is 0-based in code (t = 0 … T−1, as in DiT's and diffusers' code); the papers count
@@ -352,13 +352,13 @@ def main(args: argparse.Namespace) -> None:
         plot_timestep_embedding(out),
     ]
     print("wrote " + ", ".join(str(p) for p in written))
-    print("(the patch-size study, which needs the whole DiT for its GFLOPs: python dit.py --patch-study)")
+    print("(the patch-size study, which needs the whole DiT for its GFLOPs: python tools/patch_study.py)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="Figures for the forward process: noising strips, schedules and the timestep "
-                    "embedding (the patch-size study: python dit.py --patch-study).")
+                    "embedding (the patch-size study: python tools/patch_study.py).")
     ap.add_argument("--out", default="report/forward", help="folder for the PNGs")
     ap.add_argument("--data", default=None,
                     help="a folder of images to take the example from (default: the procedural "

@@ -64,8 +64,9 @@ import torch
 
 import fid
 import landscapes
-from dit import (DiT, TrainedDiT, autocast, ddim_sample, describe_machine, draw_samples, forward_gflops,
-                 keep_freed_memory, pick_device, read_checkpoint, resolve_precision)
+from dit import (DiT, TrainedDiT, autocast, ddim_sample, draw_samples, forward_gflops,
+                 pick_device, read_checkpoint, resolve_precision)
+from machine import describe_machine, tune_cpu
 
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
@@ -254,8 +255,7 @@ def arm_row(arm: dict, metrics: dict, measured: dict, args) -> dict:
 
 def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()
+    tune_cpu(device)                         # machine.py: what pays on this CPU
     args.precision = resolve_precision(args.precision, device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

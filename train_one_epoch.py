@@ -59,8 +59,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
 
 import landscapes
-from dit import (DIT_CONFIGS, DiT, autocast, ddim_sample, describe_machine, forward_gflops, keep_freed_memory,
+from dit import (DIT_CONFIGS, DiT, autocast, ddim_sample, forward_gflops,
                  pick_device, read_checkpoint, resolve_precision)
+from machine import describe_machine, tune_cpu
 from forward_process import add_noise, alpha_bar_from_betas, check_patch_size, make_betas, SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"
@@ -905,8 +906,7 @@ def print_summary(metrics: dict, n_losses: int, images_done: int, elapsed: float
 
 def main(args: argparse.Namespace) -> None:
     rank, world, device = setup_distributed(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()
+    tune_cpu(device)                         # machine.py: what pays on this CPU
     proc = Process(rank, world, device, resolve_precision(args.precision, device))
     log = print if proc.is_main else (lambda *a, **k: None)
     if args.batch_size % world:

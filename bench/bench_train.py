@@ -13,8 +13,8 @@ achieved GFLOP/s against the matrix-multiply peak, which it measures first in th
 AMD EPYC reaches about 400 in bf16: its AVX-512-BF16 units run at twice fp32, not four times).
 A training step costs ≈ 3 forward passes (forward, and a backward that computes gradients for
 both activations and weights); "GFLOP/s" counts 2 FLOPs per multiply-add, the hardware
-convention, unlike the paper's GFLOPs.  Both models run with the allocator setting of
-dit.keep_freed_memory; --default-allocator times them without it.
+convention, unlike the paper's GFLOPs.  Both models run with the settings of machine.tune_cpu,
+as the trainer does; --default-allocator times them without.
 
 Ratios are what to compare: both models run in the same process on the same machine state.
 """
@@ -32,7 +32,8 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
 import torch.nn.functional as F
 
-from dit import autocast, build_dit, describe_machine, forward_gflops, keep_freed_memory
+from dit import autocast, build_dit, forward_gflops
+from machine import describe_machine, tune_cpu
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -185,7 +186,7 @@ def main(args: argparse.Namespace) -> None:
     if args.accuracy_steps:
         return accuracy(args)
     if not args.default_allocator:
-        keep_freed_memory()
+        tune_cpu(torch.device("cpu"))
     if args.profile:
         return profile(args)
     peak = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16) for p in args.precision}
@@ -233,7 +234,7 @@ if __name__ == "__main__":
                     help="instead of the table, profile our steps (compiled with --compile): where the time "
                          "goes, and the images/s the matrix products alone would allow")
     ap.add_argument("--default-allocator", action="store_true",
-                    help="leave glibc's malloc settings alone (see dit.keep_freed_memory)")
+                    help="leave the CPU settings of machine.tune_cpu off (glibc's malloc, the attention kernel)")
     ap.add_argument("--accuracy-steps", type=int, default=0,
                     help="instead of timing, train this many steps in fp32 and bf16 and compare losses")
     main(ap.parse_args())

@@ -3,8 +3,6 @@ diffusers' DDIMScheduler."""
 
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,7 +12,9 @@ from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
 import dit
 from inspect_attention import attention_stats, recording_attention
-from dit import DiT, DiTBlock, Linear, Mlp, bf16_is_fast, attention_written_out, gelu_tanh_as_sigmoid, build_dit, ddim_sample, ddim_timesteps, forward_gflops, predict_x0, sincos_2d_pos_embed
+from dit import DiT, DiTBlock, bf16_is_fast, build_dit, ddim_sample, ddim_timesteps, forward_gflops, predict_x0, sincos_2d_pos_embed
+import machine
+from machine import describe_machine
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -52,96 +52,34 @@ def test_gflops_match_paper_table(name, paper):
     assert abs(forward_gflops(model) - paper) <= 0.05 + 0.002 * paper
 
 
-@pytest.mark.parametrize("amx", [False, True])
-def test_written_out_cpu_attention_equals_the_fused_kernel(amx, monkeypatch):
-    q, k, v = torch.randn(3, 2, 5, 3, 16, dtype=torch.float64).unbind(0)
-    torch.testing.assert_close(attention_written_out(q, k, v), F.scaled_dot_product_attention(q, k, v))
-    # …and the model takes the written-out kernel in bf16 on a CPU without AMX, the fused one
-    # with it: either way the block's output stays close to fp32's.
-    monkeypatch.setattr(dit, "_CPU_HAS_AMX", amx)
-    written_out, calls = dit.attention_written_out, []
-    monkeypatch.setattr(dit, "attention_written_out", lambda *qkv: calls.append(1) or written_out(*qkv))
-    block = tiny().blocks[0]
-    for p in block.parameters():
-        p.data.normal_(0, 0.1)
-    x, c = torch.randn(2, 16, 64), torch.randn(2, 64)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = block(x, c)
-    assert bool(calls) == (not amx)
-    torch.testing.assert_close(low.float(), block(x, c), rtol=0.05, atol=0.05)
-
-
-def test_gelu_sigmoid_form_is_the_tanh_approximation():
-    x = torch.linspace(-8, 8, 2001, dtype=torch.float64)
-    torch.testing.assert_close(gelu_tanh_as_sigmoid(x), F.gelu(x, approximate="tanh"), rtol=0, atol=1e-14)
-
-
-def test_compiled_mlp_equals_eager():
-    """torch.compile takes the sigmoid form of GELU (Mlp.forward): the outputs and gradients
-    must be those of eager mode's F.gelu."""
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_attention_is_softmax_of_scaled_dot_products_written_out(qk_norm, monkeypatch):
+    """Attention against softmax(Q Kᵀ / √d_h) V written out per head in float64, heads
+    concatenated, then the output projection, with either kernel machine.tune_cpu may pick (in
+    float64 the one for CPUs without AMX hands over to the fused kernel; in bf16 it is written
+    out); and under bf16 autocast (QK-norm in fp32, then back to bf16) close to fp32."""
     torch.manual_seed(0)
-    mlp = Mlp(16, 64)
-    x = torch.randn(3, 5, 16, requires_grad=True)
-    eager = mlp(x)
-    (g_eager,) = torch.autograd.grad(eager.square().sum(), x)
-    compiled = torch.compile(mlp)(x)
-    (g_compiled,) = torch.autograd.grad(compiled.square().sum(), x)
-    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(g_compiled, g_eager, rtol=1e-5, atol=1e-6)
-
-
-_CACHE_DIR = "import dit, torch._inductor.runtime.cache_dir_utils as c; print(c.cache_dir())"
-
-
-def test_a_run_held_to_another_isa_gets_its_own_compile_cache(tmp_path):
-    """torch.compile's disk cache does not key on ATEN_CPU_CAPABILITY: on the Ice Lake Xeon a
-    compiled Mlp held to AVX2 after a run without it reused that run's kernels and was off by
-    ~1e12.  Importing dit gives such a run a cache folder of its own, the one inductor then uses."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "ATEN_CPU_CAPABILITY")}
-    env["TMPDIR"] = str(tmp_path)
-    folders = [subprocess.run([sys.executable, "-c", _CACHE_DIR], env={**env, **extra}, cwd=os.path.dirname(dit.__file__),
-                              capture_output=True, text=True, check=True).stdout.split()[-1]
-               for extra in ({}, {"ATEN_CPU_CAPABILITY": "avx2"})]
-    assert folders[0].startswith(str(tmp_path)) and folders[1] == str(tmp_path / "torchinductor_aten_avx2")
-
-
-needs_onednn = pytest.mark.skipif(not dit._HAS_ONEDNN, reason="needs a build with oneDNN's Linear kernel")
-
-
-@needs_onednn
-def test_onednn_linear_equals_f_linear_in_inference_and_steps_aside_for_autograd():
-    """dit.Linear runs CPU inference on oneDNN (GELU fused on request): the numbers of F.linear
-    (and F.gelu) up to the order of the sums; with gradients it is nn.Linear itself."""
-    torch.manual_seed(0)
-    layer = Linear(64, 256)
-    x = torch.randn(3, 50, 64)
-    with torch.no_grad():
-        assert layer.runs_on_onednn(x)
-        plain = F.linear(x, layer.weight, layer.bias)
-        torch.testing.assert_close(layer(x), plain, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(layer(x, gelu=True), F.gelu(plain, approximate="tanh"), rtol=1e-5, atol=1e-5)
-    assert not layer.runs_on_onednn(x)                      # the weights want gradients: F.linear
-    layer(x).sum().backward()
-    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
-
-
-@needs_onednn
-@pytest.mark.parametrize("cheap", [True, False])
-def test_compiled_inference_fuses_gelu_into_onednn_only_where_that_is_cheap(monkeypatch, cheap):
-    """Compiled CPU inference puts GELU inside oneDNN's fc1 kernel where oneDNN does that cheaply
-    (AVX-512), and leaves it to torch.compile's own loop (the sigmoid form) where it does not
-    (AVX2); the numbers are eager's either way."""
-    torch._dynamo.reset()
-    monkeypatch.setattr(dit, "_ONEDNN_GELU_IS_CHEAP", cheap)
-    sigmoid_form, traced = dit.gelu_tanh_as_sigmoid, []
-    monkeypatch.setattr(dit, "gelu_tanh_as_sigmoid", lambda h: traced.append(1) or sigmoid_form(h))
-    torch.manual_seed(0)
-    mlp = Mlp(16, 64)
-    x = torch.randn(3, 5, 16)
-    with torch.no_grad():
-        eager, compiled = mlp(x), torch.compile(mlp)(x)
-    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
-    assert bool(traced) == (not cheap)
+    attn = dit.Attention(64, 4, qk_norm).double()
+    if qk_norm:
+        attn.q_norm.weight.data.uniform_(0.5, 2)
+        attn.k_norm.weight.data.uniform_(0.5, 2)
+    x = torch.randn(2, 16, 64, dtype=torch.float64)
+    q, k, v = attn.qkv(x).reshape(2, 16, 3, 4, 16).permute(2, 0, 3, 1, 4)    # 3 × (B, h, T, d_h)
+    if qk_norm:
+        rms = lambda a, g: a / a.square().mean(-1, keepdim=True).add(1e-6).sqrt() * g
+        q, k = rms(q, attn.q_norm.weight), rms(k, attn.k_norm.weight)
+    a = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(16), dim=-1)       # (B, h, T, T)
+    expected = attn.proj((a @ v).transpose(1, 2).reshape(2, 16, 64))
+    torch.testing.assert_close(attn(x), expected)
+    for kernel in (F.scaled_dot_product_attention, machine.attention_without_amx):   # machine.tune_cpu's choice
+        monkeypatch.setattr(dit.Attention, "kernel", staticmethod(kernel))
+        torch.testing.assert_close(attn(x), expected)
+    attn = attn.float()
+    for kernel in (F.scaled_dot_product_attention, machine.attention_without_amx):
+        monkeypatch.setattr(dit.Attention, "kernel", staticmethod(kernel))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = attn(x.float())
+        torch.testing.assert_close(low.float(), expected.float(), rtol=0.05, atol=0.05)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads the CPU's flags from Linux's /proc/cpuinfo")
@@ -169,38 +107,10 @@ def test_describe_machine_names_the_cpu_model_and_its_bf16_units():
     name = fields["model name"]
     if "cpu family" in fields:
         name += f", family {fields['cpu family']} model {fields['model']}"
-    text = dit.describe_machine(torch.device("cpu"))
+    text = describe_machine(torch.device("cpu"))
     assert text.startswith(f"cpu ({name}; {torch.backends.cpu.get_cpu_capability()}, ")
     assert ("no bf16 units" in text) == (not bf16_is_fast(torch.device("cpu")))
     assert text.endswith(f"; {torch.get_num_threads()} threads)")
-
-
-@needs_onednn
-@pytest.mark.skipif(not bf16_is_fast(torch.device("cpu")), reason="needs a CPU with bf16 units")
-def test_onednn_linear_casts_as_autocast_does():
-    torch.manual_seed(0)
-    layer = Linear(64, 256)
-    x = torch.randn(3, 50, 64)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        ours, theirs = layer(x), F.linear(x, layer.weight, layer.bias)
-    assert ours.dtype == theirs.dtype == torch.bfloat16
-    torch.testing.assert_close(ours.float(), theirs.float(), rtol=0.02, atol=0.02)
-
-
-@needs_onednn
-def test_inference_forward_equals_the_training_forward():
-    """The whole model in inference (oneDNN Linears) against the same model with autograd on
-    (F.linear everywhere): the same ε̂ to float rounding.  (Without oneDNN both passes would be
-    F.linear, and the test would compare a computation with itself.)"""
-    model = tiny(qk_norm=True)
-    for p in model.parameters():
-        p.data.normal_(0, 0.1)
-    model.eval()
-    x, t, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 3, 9, 10])
-    with torch.no_grad():
-        assert model.blocks[0].attn.qkv.runs_on_onednn(torch.zeros(4, 16, 64))
-        fast = model(x, t, y)
-    torch.testing.assert_close(fast, model(x, t, y).detach(), rtol=1e-5, atol=1e-5)
 
 
 def test_cpu_flop_count_includes_attention():
@@ -514,10 +424,10 @@ def test_ddim_on_gaussian_data_is_the_closed_form_product():
 
 
 def test_patch_study_quadruples_tokens_and_compute_per_halving(tmp_path):
-    """dit.patch_study (python dit.py --patch-study): T = (32/p)², halving p multiplies the
+    """tools/patch_study.py: T = (32/p)², halving p multiplies the
     tokens by exactly 4 and the GFLOPs by more than 4 (attention grows with T²), parameters
     within 2% (only the patch embedding and the final layer depend on p)."""
-    from dit import patch_study
+    from patch_study import patch_study
 
     x0 = torch.rand(1, 3, 32, 32) * 2 - 1
     path, rows = patch_study(x0, tmp_path, "DiT-Ti/2")
@@ -526,3 +436,15 @@ def test_patch_study_quadruples_tokens_and_compute_per_halving(tmp_path):
     assert (p2, p4, p8) == (2, 4, 8) and (t2, t4, t8) == (256, 64, 16)
     assert g2 / g4 > 4 and g4 / g8 > 3.9
     assert abs(n2 - n8) / n8 < 0.02
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_tune_cpu_writes_attention_out_only_without_amx(amx, monkeypatch):
+    """machine.tune_cpu: on a CPU without AMX units bf16 attention is written out (the fused
+    kernel is slower there: bench/bench_cpu_paths.py), with AMX and on a GPU it stays fused."""
+    monkeypatch.setattr(dit.Attention, "kernel", dit.Attention.__dict__["kernel"])   # restored after
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    machine.tune_cpu(torch.device("meta"))                                  # not a CPU: nothing
+    assert dit.Attention.kernel is F.scaled_dot_product_attention
+    machine.tune_cpu(torch.device("cpu"))
+    assert (dit.Attention.kernel is machine.attention_without_amx) == (not amx)

@@ -333,14 +333,14 @@ def test_fid_evaluation_against_its_floor(data, tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
-def test_keep_freed_memory_stops_page_faults_between_steps():
+def test_tune_cpu_stops_page_faults_between_steps():
     """A step's activations (8–34 MB each) freed and allocated again: with glibc's defaults every
-    step faults its memory in anew; after keep_freed_memory() it reuses what it had."""
+    step faults its memory in anew; after machine.tune_cpu it reuses what it had."""
     code = """
 import resource, sys, torch
-from dit import keep_freed_memory
+from machine import tune_cpu
 if sys.argv[1] == "keep":
-    assert keep_freed_memory()
+    tune_cpu(torch.device("cpu"))
 def step():
     acts = [torch.empty(n << 20, dtype=torch.uint8).fill_(1) for n in (8, 16, 34) * 8]
 step()

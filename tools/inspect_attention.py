@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository's modules
 import landscapes
-from dit import DiT, Attention, attention_logits, load_dit_checkpoint
+from dit import DiT, Attention, load_dit_checkpoint
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 
@@ -48,7 +48,7 @@ def recording_attention(model: DiT) -> Iterator[list[tuple[float, float]]]:
     def record(attn: Attention, inputs: tuple, output: torch.Tensor) -> None:
         q, k, _ = attn.heads(inputs[0])                                     # (B, h, T, d_h)
         with torch.autocast(q.device.type, enabled=False):                # fp32 throughout
-            logits = attention_logits(q.float(), k.float())                # (B, h, T, T)
+            logits = q.float() @ k.float().transpose(-2, -1) / q.shape[-1] ** 0.5   # q·k/√d_h, (B, h, T, T)
             rows = logits.softmax(dim=-1)
             entropy = torch.special.entr(rows).sum(dim=-1)                  # −Σ p ln p, (B, h, T)
         found.append((logits.abs().amax().item(), entropy.mean().item()))

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 import fid                                                    # noqa: E402
 import landscapes                                             # noqa: E402
 from dit import TrainedDiT, draw_samples, resolve_precision  # noqa: E402
+from machine import tune_cpu                                  # noqa: E402
 
 # Each arm is one change to the paper's recipe (AdamW lr 1e-4 constant, batch 64, uniform t,
 # ε-prediction, L_simple), given as the trainer's flags; `fast` is the combination.
@@ -315,6 +316,7 @@ def main() -> None:
     if (args.dataset == "kaggle") != (args.data is not None):
         raise SystemExit("--dataset kaggle needs --data <the photo folder>; --dataset procedural takes none")
     torch.set_num_threads(os.cpu_count() or 1)
+    tune_cpu(torch.device("cpu"))
     run_study(args)
 
 
