@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import cfg
-from dit import DiT, DiffusersDiT, TrainedDiT, ddim_sample
+from diffusers_dit import DiffusersDiT
+from dit import DiT, TrainedDiT, ddim_sample
 from forward_process import alpha_bar_from_betas, make_betas
 
 

@@ -28,7 +28,8 @@ from PIL import Image
 import fid
 import landscapes
 import train_one_epoch as tr
-from dit import DiffusersDiT, DiT, read_checkpoint
+from diffusers_dit import DiffusersDiT
+from dit import DiT, read_checkpoint
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 

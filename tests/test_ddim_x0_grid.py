@@ -9,7 +9,8 @@ import torch
 
 import ddim_x0_grid as grid
 from dit import build_dit
-from dit import DiffusersDiT, TrainedDiT, bf16_is_fast
+from diffusers_dit import DiffusersDiT
+from dit import TrainedDiT, bf16_is_fast
 
 
 @pytest.fixture(scope="module")
