@@ -327,7 +327,6 @@ class DiT(nn.Module):
         return self(x_t, t, y)[:, : self.in_channels]
 
 
-
 # ════════════════════════════════════════════════════════════════════════════════════════════
 # 4. Named configs:  the paper's Table 1, plus small ones a 2-core CPU can train
 # ════════════════════════════════════════════════════════════════════════════════════════════
@@ -396,18 +395,12 @@ def forward_gflops(model: DiT, batch_size: int = 1) -> float:
 
 
 def ddim_timesteps(T: int, num_steps: int, spacing: str = "leading") -> list[int]:
-    """The n = num_steps steps DDIM visits, largest first: Lin et al. 2023, Table 2, the numbers
-    of diffusers' DDIMScheduler(timestep_spacing=…, steps_offset=0) exactly.
-
-    leading   t_i = i·k,  i = n−1 … 0,  k = T // n          ends exactly at t = 0 (diffusers'
-              default).  When n does not divide T it starts well below T−1, so x_T ~ N(0, I)
-              enters at a step whose training inputs held more signal than it (n = 7: t = 852,
-              where ᾱ = 6e-4 on the linear schedule and 0.05 on the cosine).
-    trailing  t_i = round(T − i·T/n) − 1,  i = 0 … n−1       starts at the last training step
-              T−1, whose inputs are nearly pure noise (ᾱ_{T−1} ≈ 4e-5 on the linear schedule),
-              like x_T; Lin et al. recommend it.
-    When n divides T both are strides of k = T/n, and trailing is leading shifted up by k − 1.
-    """
+    """The n = num_steps steps DDIM visits, largest first (Lin et al. 2023, Table 2; diffusers'
+    DDIMScheduler with steps_offset=0, exactly):
+    leading   t_i = i·k, i = n−1 … 0, k = T // n: ends at t = 0 (diffusers' default), but may start
+              well below T−1, where training inputs held more signal than x_T ~ N(0, I) has;
+    trailing  t_i = round(T − i·T/n) − 1, i = 0 … n−1: starts at T−1, nearly pure noise like x_T
+              (ᾱ_{T−1} ≈ 4e-5 on the linear schedule); Lin et al. recommend it."""
     if not 1 <= num_steps <= T:
         raise ValueError(f"num_steps must be between 1 and T = {T}, got {num_steps}")
     if spacing == "leading":
@@ -425,17 +418,11 @@ def ddim_timesteps(T: int, num_steps: int, spacing: str = "leading") -> list[int
 
 def predict_x0(x_t: torch.Tensor, eps_hat: torch.Tensor, a_t: float | torch.Tensor,
                clip_x0: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The clean image that a noise prediction implies, and the noise consistent with it.
-
+    """The clean image a noise prediction implies, and the noise consistent with it:
         x̂0 = (x_t − √(1−ᾱ_t) · ε̂) / √ᾱ_t                        (DDIM eq. 9, DDPM eq. 15)
-    With clip_x0 = c, x̂0 is clamped to [−c, c] (DDPM's clip_denoised) and ε̂ re-derived
-    from the clamped x̂0,
-        ε̂ = (x_t − √ᾱ_t · x̂0) / √(1−ᾱ_t),
-    so that an update built from the pair points at the image that was kept; without
-    clipping ε̂ comes back unchanged.
-    a_t is ᾱ_t: a float, or a tensor that broadcasts against x_t, (B, 1, 1, 1).
-    Returns (x0_hat, eps_hat), each of x_t's shape.
-    """
+    With clip_x0 = c, x̂0 is clamped to [−c, c] (DDPM's clip_denoised) and ε̂ re-derived from it,
+    ε̂ = (x_t − √ᾱ_t · x̂0) / √(1−ᾱ_t), so an update built from the pair points at the image kept.
+    a_t is ᾱ_t: a float, or a tensor that broadcasts against x_t.  Returns (x0_hat, eps_hat)."""
     sqrt = torch.sqrt if isinstance(a_t, torch.Tensor) else math.sqrt
     x0_hat = (x_t - sqrt(1 - a_t) * eps_hat) / sqrt(a_t)
     if clip_x0 is not None:
@@ -492,7 +479,6 @@ def ddim_sample(
             x_t = x_t + sigma * z
 
 
-
 @torch.inference_mode()
 def draw_samples(model, eps_fn, x_T: torch.Tensor, num_steps: int, precision: str = "fp32",
                  spacing: str = "trailing") -> torch.Tensor:
@@ -541,15 +527,11 @@ def load_dit_checkpoint(path, device="cpu") -> tuple[DiT, dict, list[str]]:
 
 
 class TrainedDiT:
-    """Our DiT from a checkpoint of train_one_epoch.py, behind the interface every sampling
-    script uses (shared with diffusers_dit.DiffusersDiT):
-        model(x_t, t, y) → (B, C_out, H, W)   the network's whole output; ε̂ is its first
-                                              `eps_channels` channels (the rest: learned Σ)
-        null_label, num_classes, class_names, alpha_bar (the schedule it was trained with),
-        shape (C, H, W) of x_T, in_pixels, clip_x0 (x̂0's range, or None), decode(x) → pixels:
-        here the identity, unclamped (so a decoded x_t keeps its range); DiffusersDiT's VAE
-        decode clamps to [−1, 1].
-    `net` is the nn.Module, so a script may replace it by torch.compile(net)."""
+    """Our DiT from a checkpoint of train_one_epoch.py, behind the interface every sampling script
+    uses (shared with diffusers_dit.DiffusersDiT): model(x_t, t, y) → the network's output, whose
+    first `eps_channels` channels are ε̂; null_label, num_classes, class_names, alpha_bar (the
+    schedule it was trained with), shape (C, H, W) of x_T, in_pixels, clip_x0 (x̂0's range, or
+    None) and decode(x) → pixels (here the identity).  `net` may be replaced by torch.compile(net)."""
 
     in_pixels = True           # x̂0 is an image: decoding it is free
     clip_x0 = 1.0              # pixel-space images live in [−1, 1]: DDPM's clip_denoised

@@ -1,7 +1,8 @@
 # Guidance on DiT-Ti/2 + QK-norm at 12.5 M images, checked on 2 CPU cores at small N.
 # checkpoints/dit_landscapes.pt below is that model: git show a86cfb2:checkpoints/dit_landscapes.pt
-# --guidance is w (w = 1 conditional; Ho & Salimans' w' = w - 1), as in the metrics files.
-python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 2000 --guidance 1 --no-samples --out runs/cpu-12.5M-n2000-w1      # 1,883 s by /usr/bin/time
+# The w = 1.5 set came from train_one_epoch.py's former --guidance flag (guided sampling now lives
+# only in cfg.py); `git checkout e681cf7~1` runs that line as written.
+python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 2000 --no-samples --out runs/cpu-12.5M-n2000-w1      # 1,883 s by /usr/bin/time
 python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 1000 --guidance 1.5 --no-samples --out runs/cpu-12.5M-n1000-w1.5 # 1,811 s by /usr/bin/time
 # Class-balanced subsets (the first k images of each class folder, as links), scored with fid.py:
 subset() { src=$1; k=$2; dst=$3; for c in "$src"/*/; do n=$(basename "$c"); mkdir -p "$dst/$n"

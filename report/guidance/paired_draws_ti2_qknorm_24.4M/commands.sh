@@ -1,10 +1,11 @@
 # DiT-Ti/2 + QK-norm at 24.4 M images, on 2 CPU cores: how much FID moves between two draws at
 # N = 5,000, and guidance w = 1.5 against w = 1 (unguided) from the *same* noise.
 # checkpoints/dit_landscapes.pt below is that model: git show 1865c25:checkpoints/dit_landscapes.pt
-# --guidance is w (w = 1 conditional; Ho & Salimans' w' = w - 1), as in the metrics files.
+# The w = 1.5 set came from train_one_epoch.py's former --guidance flag (guided sampling now lives
+# only in cfg.py); `git checkout e681cf7~1` runs that line as written.
 #
 # 1. A second unguided draw of 5,000 (the first is the training run's own, drawn on the GPU with seed 1):
-python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 5000 --guidance 1 \
+python train_one_epoch.py --init-from checkpoints/dit_landscapes.pt --max-steps 0 --fid 5000 \
     --batch-size 32 --no-samples --seed 100 --device cpu --out runs/draw2-cpu          # metrics_w1_n5000.json
 # 2. 2,000 guided samples with the same seed and batch size: the generator hands out x_T batch by
 #    batch, so these 2,000 start from the same x_T (and labels, i % 10) as images 0-1999 of run 1;
