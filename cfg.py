@@ -410,7 +410,7 @@ def run_study(model, args, device: torch.device) -> list[dict]:
 
 def compiled(model, args):
     """The model with its network under torch.compile (faster than eager:
-    bench/bench_sampling.txt), compiled in place and returned; as it is with --no-compile."""
+    bench/bench_sampling_epyc_zen4.txt), compiled in place and returned; as it is with --no-compile."""
     if not args.no_compile:
         model.net = torch.compile(model.net)
     return model
@@ -501,7 +501,7 @@ def results_markdown(done: dict, args) -> str:
              "test images; FID against the whole test set.  Diversity: the mean pairwise distance of Inception "
              "features within a class (at w = 0 the label is ignored, so its \"classes\" mix all ten and it is "
              "high).  dtype: the sampler's autocast dtype.  Seconds: wall time as the set was drawn, including "
-             "other load on the machine (the speed measurement is bench/bench_sampling.txt).  Real vs real: N "
+             "other load on the machine (the speed measurement is bench/bench_sampling_epyc_zen4.txt).  Real vs real: N "
              "training images against the same test set, what a perfect model would score at that N.", "",
              "| w | w′ = w − 1 (Ho & Salimans) | N | steps | seed | FID | precision | recall | diversity | dtype "
              "| seconds | command |",

@@ -9,7 +9,7 @@ DiT blocks (depth), attention heads and patch size, each varied alone around one
 The base is DiT-Ti/4 at 32 px (width 256, depth 6, 4 heads, patch 4, T = 1000, linear β): the
 smallest config whose patch-2 and depth-8 arms still fit a 2-core CPU, so that every arm can
 see the same number of images.  The default budget, 60,000 images an arm, was sized from the
-training rates in bench/bench_train.txt; on 2 cores of an AMD EPYC with AVX-512-BF16 (bf16) the
+training rates in bench/bench_train_epyc_zen4.txt; on 2 cores of an AMD EPYC with AVX-512-BF16 (bf16) the
 ten arms took 98 minutes, 75 of training (26 the patch-2 arm) and 23 of sampling and FID
 (report/sweep/results.json).  On a CPU without bf16 units (fp32 only) expect about twice that.
 Fairness, arm against arm:
