@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +30,9 @@ def test_profile_prints_a_ceiling_above_the_profiled_rate():
 
 def test_sampling_bench_prints_consistent_rates():
     """bench/bench_sampling.py on a tiny setting: every row's GFLOP/s is its image-steps/s times
-    the printed GFLOP per image-step, the share is that over the faster matmul row, the ratio is
+    the printed GFLOP per image-step, the share is that over the matmul row, the ratio is
     the median of the per-round ratios it lists (the peer's own all 1), and no row beats the
-    products-only ceiling, which charging the softmax can only lower."""
+    products-only ceiling."""
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_sampling.py"), "--batch", "2", "--steps", "1",
                           "--rounds", "3", "--no-compile"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -41,10 +40,6 @@ def test_sampling_bench_prints_consistent_rates():
     rows = re.findall(r"^(fp32|bf16)\s+(diffusers \(eager\)|ours \(eager\))\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)\s+"
                       r"([\d.]+)%\s+([\d.]+) ([\d.]+) ([\d.]+)$", out.stdout, re.M)
     assert len(rows) >= 2
-    if torch.backends.mkldnn.is_available():       # fc1 with its GELU fused is timed beside fc1 alone
-        alone, fused = map(float, re.search(r"GELU after fc1, ms: fc1 alone ([\d.]+), fc1 with oneDNN's GELU ([\d.]+)",
-                                            out.stdout).groups())
-        assert alone > 0 and fused > 0
     for precision, name, rate, ratio, gflops, share, *rounds in rows:
         # Printed values are rounded (rates to 0.01, GFLOP/s to 0.1, ratios to 0.001, shares to
         # 0.1%): allow that.
@@ -57,6 +52,3 @@ def test_sampling_bench_prints_consistent_rates():
         # The products-only ceiling leaves out every other pass, so no model row may beat it.
         ceiling = float(re.search(rf"^{precision}\s+ceiling: products only\s+([\d.]+)", out.stdout, re.M).group(1))
         assert float(rate) < ceiling, (name, rate, ceiling)
-        # Charging attention's softmax too can only lower the ceiling.
-        with_softmax = float(re.search(rf"^{precision}\s+ceiling: with softmax\s+([\d.]+)", out.stdout, re.M).group(1))
-        assert with_softmax <= ceiling

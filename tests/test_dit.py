@@ -442,7 +442,7 @@ def test_patch_study_quadruples_tokens_and_compute_per_halving(tmp_path):
 def test_tune_cpu_writes_attention_out_only_without_amx(amx, monkeypatch):
     """machine.tune_cpu: on a CPU without AMX units bf16 attention is written out (the fused
     kernel is slower there: bench/bench_cpu_paths.py), with AMX and on a GPU it stays fused."""
-    monkeypatch.setattr(dit.Attention, "kernel", dit.Attention.__dict__["kernel"])   # restored after
+    monkeypatch.setattr(dit.Attention, "kernel", staticmethod(F.scaled_dot_product_attention))   # dit's own
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     machine.tune_cpu(torch.device("meta"))                                  # not a CPU: nothing
     assert dit.Attention.kernel is F.scaled_dot_product_attention
