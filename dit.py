@@ -151,8 +151,9 @@ class Attention(nn.Module):
         B, T, D = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads)   # (B, T, 3, h, d_h)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)                                       # 3 × (B, h, T, d_h)
-        if self.qk_norm:        # over d_h, in fp32 (the gains' dtype), then back to v's dtype
-            q, k = self.q_norm(q.float()).to(v.dtype), self.k_norm(k.float()).to(v.dtype)
+        if self.qk_norm:        # over d_h, in the gains' dtype (fp32 under autocast), then v's
+            g = self.q_norm.weight.dtype
+            q, k = self.q_norm(q.to(g)).to(v.dtype), self.k_norm(k.to(g)).to(v.dtype)
         return q, k, v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
