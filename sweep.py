@@ -133,7 +133,8 @@ def train_command(arm: dict, args) -> list[str]:
            "--hidden", str(WIDTH), "--T", str(k["T"]), "--schedule", "linear",
            "--batch-size", str(args.batch_size), "--epochs", "100000",
            "--max-steps", str(budget // args.batch_size), "--seed", str(arm["seed"]),
-           "--lr", str(args.lr), *(["--grad-clip", str(args.grad_clip)] if args.grad_clip > 0 else []),
+           *(["--recipe", args.recipe] if args.recipe else
+             ["--lr", str(args.lr), *(["--grad-clip", str(args.grad_clip)] if args.grad_clip > 0 else [])]),
            "--precision", args.precision, "--device", args.device, "--out", str(folder),
            "--ckpt-every", str(args.ckpt_every), "--no-samples"]
     if args.data:
@@ -315,8 +316,9 @@ NOT_RECORDED = "not recorded"          # what an older results.json lacks reads 
 
 def recipe(args) -> dict:
     """The training flags every arm shares that its key leaves out."""
-    return dict(batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip, seed=args.seed,
-                data=args.data, image_size=args.image_size, **({"labels": args.labels} if args.data else {}))
+    shared = (dict(recipe=args.recipe) if args.recipe else dict(lr=args.lr, grad_clip=args.grad_clip))
+    return dict(batch_size=args.batch_size, **shared, seed=args.seed, data=args.data,
+                image_size=args.image_size, **({"labels": args.labels} if args.data else {}))
 
 
 def trained_in(metrics: dict) -> dict:
@@ -401,8 +403,10 @@ def results_markdown(done: dict, args) -> str:
     commands = list(dict.fromkeys(e["command"] for e in entries))
     others = [s for s in _suffixes(done) if s != _suffix(args)]
     lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {WIDTH}, 32 px)", "",
-             f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, lr {args.lr:g}, "
-             f"gradient clipping {args.grad_clip:g}, seed {args.seed}, "
+             f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, "
+             + (f"train_one_epoch.py --recipe {args.recipe}, " if args.recipe else
+                f"lr {args.lr:g}, gradient clipping {args.grad_clip:g}, ")
+             + f"seed {args.seed}, "
              f"the same data order) on {dataset_name(args)}; FID of N = {args.n} samples (DDIM {args.steps} steps, "
              f"η = 0, trailing, w = 1) against {real.get('against', 'the test set')}; the floor, real against real at "
              f"that N: {_fmt(real.get('fid'))}.  "
@@ -571,6 +575,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="AdamW lr for every arm: the CPU DiT-Ti/4 recipe (report/cpu_ti4/); the paper's "
                          "1e-4 is meant for 400K steps, and in a ~900-step budget it leaves every arm far behind")
     ap.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clipping for every arm (0: none)")
+    ap.add_argument("--recipe", choices=["paper", "fast"], default=None,
+                    help="instead of --lr and --grad-clip, train_one_epoch.py --recipe for every arm "
+                         "(fast: REPORT.md, Learning speed)")
     ap.add_argument("--n", type=int, default=1000, help="samples per arm for FID (≥ 500)")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps for every arm's samples")
     ap.add_argument("--eval-batch", type=int, default=250, help="images per sampling batch")

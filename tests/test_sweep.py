@@ -38,6 +38,11 @@ def test_every_arm_gets_the_same_budget_seed_and_data():
     assert {value(c, "--hidden") for c in commands} == {"256"}
     t100 = [c for c in commands if value(c, "--T") == "100"][0]
     assert (value(t100, "--patch"), value(t100, "--depth"), value(t100, "--heads")) == ("4", "6", "4")
+    fast = sweep.parse_args(["--recipe", "fast"])                    # the recipe replaces --lr, --grad-clip
+    cmd = sweep.train_command(sweep.plan_arms(fast)[0], fast)
+    assert value(cmd, "--recipe") == "fast" and "--lr" not in cmd and "--grad-clip" not in cmd
+    assert sweep.recipe(fast)["recipe"] == "fast" and "lr" not in sweep.recipe(fast)
+    assert "recipe" not in sweep.recipe(args)                          # older records still match
 
 
 def test_bad_values_are_one_line_errors():
