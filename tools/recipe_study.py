@@ -258,7 +258,9 @@ def speedup_table(ds: str, curves: dict, floor: float) -> list[str]:
     for (arm, seed), pts in curves.items():
         need = images_to_reach(pts, target)
         last = f"{pts[-1][1]:.2f} at {pts[-1][0]:,}"
-        if need is None:
+        if need is None and pts[-1][0] < budget:                    # a run still under way
+            out.append(f"| {arm} | {seed} | {last} | not yet reached | – |")
+        elif need is None:
             out.append(f"| {arm} | {seed} | {last} | not reached | < 1× |")
         else:
             out.append(f"| {arm} | {seed} | {last} | {need:,.0f} | {budget / need:.2f}× |")
