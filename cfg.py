@@ -51,9 +51,8 @@ import torch
 
 import fid
 import landscapes
-from dit import (ddim_sample, draw_samples, load_sampling_model, pick_device,
-                 predict_x0, resolve_precision)
-from machine import describe_machine, tune_cpu
+from dit import ddim_sample, draw_samples, load_sampling_model, pick_device, predict_x0
+from machine import describe_machine, resolve_precision, tune_cpu
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 FULL_STUDY = [0, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10]

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 import landscapes
-from dit import autocast, ddim_sample, load_sampling_model, pick_device, resolve_precision
-from machine import tune_cpu
+from dit import autocast, ddim_sample, load_sampling_model, pick_device
+from machine import resolve_precision, tune_cpu
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 

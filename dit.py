@@ -21,7 +21,8 @@ What lives here and is imported elsewhere:
   read_checkpoint, load_dit_checkpoint   a trained model's file, checked; the model rebuilt
   TrainedDiT, load_sampling_model   the model every sampling script draws from (or the paper's
                                 DiT-XL/2 through diffusers_dit.py, with the same interface)
-  pick_device, autocast, …      where it runs: the device, and bf16 where it pays
+  pick_device, autocast         where it runs: the device, and bf16 autocast (machine.py
+                                decides where bf16 pays)
 
 `python dit.py` prints the configs with their parameters and GFLOPs at 32×32×3 (seconds).
 Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D width, p patch.
@@ -566,7 +567,7 @@ def load_sampling_model(checkpoint=None, hub_model: str | None = None, device="c
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════
-# 8. Where it runs: device and precision
+# 8. Where it runs: the device, and bf16 autocast
 # ════════════════════════════════════════════════════════════════════════════════════════════
 
 
@@ -577,23 +578,6 @@ def pick_device(choice: str) -> torch.device:
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(choice)
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """bf16 pays only with hardware bf16 units: Ampere or later on GPUs; AVX-512-BF16 or AMX on
-    CPUs (without them a CPU emulates bf16 with conversions, and sampling ran 2.7× slower than
-    fp32 on an Ice Lake Xeon)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and (
-        torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """--precision auto → bf16 where it is fast on this device, else fp32; others as given."""
-    if precision == "auto":
-        return "bf16" if bf16_is_fast(device) else "fp32"
-    return precision
 
 
 def autocast(device: torch.device, precision: str):

@@ -1,5 +1,5 @@
-"""The machine a run runs on: its name for the records, and the two CPU settings that measurably
-pay on it.  Not teaching material: each script imports it in one line.
+"""The machine a run runs on: its name for the records, whether bf16 pays on it, and the two CPU
+settings that measurably pay.  Not teaching material: each script imports it in one line.
 
 Every timing, results table and metrics file carries `describe_machine`'s line, because the same
 command runs several times faster on one CPU than on another:
@@ -35,9 +35,31 @@ def describe_machine(device: torch.device) -> str:
     name = fields.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in fields and "model" in fields:                # x86 numbers; other CPUs lack them
         name += f", family {fields['cpu family']} model {fields['model']}"
-    units = ("AMX" if torch.cpu._is_amx_tile_supported() else
-             "AVX-512-BF16" if torch.cpu._is_avx512_bf16_supported() else "no bf16 units")
+    units = cpu_bf16_units() or "no bf16 units"
     return f"cpu ({name}; {torch.backends.cpu.get_cpu_capability()}, {units}; {torch.get_num_threads()} threads)"
+
+
+def cpu_bf16_units() -> str | None:
+    """The CPU's bf16 matrix units: "AMX" (Sapphire Rapids and later), "AVX-512-BF16", or None."""
+    if torch.cpu._is_amx_tile_supported():
+        return "AMX"
+    return "AVX-512-BF16" if torch.cpu._is_avx512_bf16_supported() else None
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 pays only with hardware bf16 units: Ampere or later on GPUs; AVX-512-BF16 or AMX on
+    CPUs (without them a CPU emulates bf16 with conversions, and sampling ran 2.7× slower than
+    fp32 on an Ice Lake Xeon)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and cpu_bf16_units() is not None
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """--precision auto → bf16 where it is fast on this device, else fp32; others as given."""
+    if precision == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    return precision
 
 
 # ── the two CPU settings that pay (bench/bench_cpu_paths.py; REPORT.md, "Speed") ──
@@ -69,7 +91,7 @@ def tune_cpu(device: torch.device) -> None:
 
     if device.type != "cpu":
         return
-    if not torch.cpu._is_amx_tile_supported():
+    if cpu_bf16_units() != "AMX":
         dit.Attention.kernel = staticmethod(attention_without_amx)
     try:
         libc = ctypes.CDLL("libc.so.6")

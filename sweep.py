@@ -65,8 +65,8 @@ import torch
 import fid
 import landscapes
 from dit import (DiT, TrainedDiT, autocast, ddim_sample, draw_samples, forward_gflops,
-                 pick_device, read_checkpoint, resolve_precision)
-from machine import describe_machine, tune_cpu
+                 pick_device, read_checkpoint)
+from machine import describe_machine, resolve_precision, tune_cpu
 
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout

@@ -60,8 +60,8 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Tenso
 
 import landscapes
 from dit import (DIT_CONFIGS, DiT, autocast, ddim_sample, forward_gflops,
-                 pick_device, read_checkpoint, resolve_precision)
-from machine import describe_machine, tune_cpu
+                 pick_device, read_checkpoint)
+from machine import describe_machine, resolve_precision, tune_cpu
 from forward_process import add_noise, alpha_bar_from_betas, check_patch_size, make_betas, SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"

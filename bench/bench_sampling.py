@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repositor
 import torch.nn.functional as F
 
 from bench_train import DiffusersDiT                             # the same peer as the training bench
-from dit import autocast, bf16_is_fast, build_dit, ddim_sample, forward_gflops
-from machine import describe_machine, tune_cpu
+from dit import autocast, build_dit, ddim_sample, forward_gflops
+from machine import bf16_is_fast, describe_machine, tune_cpu
 from forward_process import alpha_bar_from_betas, make_betas
 
 D, DEPTH, HEADS, TOKENS = 256, 6, 4, 256

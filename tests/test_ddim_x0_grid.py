@@ -10,7 +10,8 @@ import torch
 import ddim_x0_grid as grid
 from dit import build_dit
 from diffusers_dit import DiffusersDiT
-from dit import TrainedDiT, bf16_is_fast
+from dit import TrainedDiT
+from machine import bf16_is_fast
 
 
 @pytest.fixture(scope="module")

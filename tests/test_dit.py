@@ -12,9 +12,9 @@ from diffusers.models.embeddings import get_2d_sincos_pos_embed
 
 import dit
 from inspect_attention import attention_stats, recording_attention
-from dit import DiT, DiTBlock, bf16_is_fast, build_dit, ddim_sample, ddim_timesteps, forward_gflops, predict_x0, sincos_2d_pos_embed
+from dit import DiT, DiTBlock, build_dit, ddim_sample, ddim_timesteps, forward_gflops, predict_x0, sincos_2d_pos_embed
 import machine
-from machine import describe_machine
+from machine import bf16_is_fast, describe_machine
 from forward_process import add_noise, alpha_bar_from_betas, make_betas
 
 

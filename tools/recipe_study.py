@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 import fid                                                    # noqa: E402
 import landscapes                                             # noqa: E402
-from dit import TrainedDiT, draw_samples, resolve_precision  # noqa: E402
-from machine import tune_cpu                                  # noqa: E402
+from dit import TrainedDiT, draw_samples                     # noqa: E402
+from machine import resolve_precision, tune_cpu               # noqa: E402
 
 # Each arm is one change to the paper's recipe (AdamW lr 1e-4 constant, batch 64, uniform t,
 # ε-prediction, L_simple), given as the trainer's flags; `fast` is the combination.
