@@ -481,6 +481,13 @@ def ddim_sample(
             x_t = x_t + sigma * z
 
 
+def conditional_eps(model, y: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The noise predictor eps_fn(x_t, t) = ε̂(x_t, t, y) of a sampling model (`TrainedDiT`,
+    `DiffusersDiT`) for labels y (B,): the conditional model, unguided; the first eps_channels of
+    its output (the rest are learned-Σ channels, which DDIM does not use)."""
+    return lambda x_t, t: model(x_t, t, y)[:, :model.eps_channels]
+
+
 @torch.inference_mode()
 def draw_samples(model, eps_fn, x_T: torch.Tensor, num_steps: int, precision: str = "fp32",
                  spacing: str = "trailing") -> torch.Tensor:

@@ -64,7 +64,7 @@ import torch
 
 import fid
 import landscapes
-from dit import (DiT, TrainedDiT, autocast, ddim_sample, draw_samples, forward_gflops,
+from dit import (DiT, TrainedDiT, autocast, conditional_eps, ddim_sample, draw_samples, forward_gflops,
                  pick_device, read_checkpoint)
 from machine import describe_machine, resolve_precision, tune_cpu
 
@@ -175,8 +175,7 @@ def train_arm(arm: dict, args) -> dict:
 def sample(model, y: torch.Tensor, x_T: torch.Tensor, steps: int, precision: str) -> torch.Tensor:
     """The conditional model (w = 1, unguided: guidance is cfg.py's study) with DDIM (η = 0,
     trailing spacing), x̂0 clipped to [−1, 1] → uint8 images (B, 3, H, W) on the CPU."""
-    conditional = lambda x, t: model(x, t, y)[:, :model.eps_channels]
-    return landscapes.to_uint8(draw_samples(model, conditional, x_T, steps, precision))
+    return landscapes.to_uint8(draw_samples(model, conditional_eps(model, y), x_T, steps, precision))
 
 
 @torch.inference_mode()
@@ -202,7 +201,7 @@ def evaluate_arm(arm: dict, args, device, reference) -> dict:
         g = torch.Generator(device).manual_seed(1234)
         x_T, y = x_T_all[:grid_n].to(device), y_all[:grid_n].to(device)   # the grid's images
         T = model.alpha_bar.shape[0]
-        steps = ddim_sample(lambda x, t: model(x, t, y)[:, :model.eps_channels], x_T, model.alpha_bar, T,
+        steps = ddim_sample(conditional_eps(model, y), x_T, model.alpha_bar, T,
                             eta=1.0, generator=g, clip_x0=model.clip_x0)
         bar = landscapes.progress_bar(T, 0, True, f"{arm['name']}: DDPM grid", "step")
         with autocast(device, args.precision):  # the network in the arms' precision, the update in fp32

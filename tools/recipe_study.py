@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import fid                                                    # noqa: E402
 import landscapes                                             # noqa: E402
-from dit import TrainedDiT, draw_samples                     # noqa: E402
+from dit import TrainedDiT, conditional_eps, draw_samples    # noqa: E402
 from machine import resolve_precision, tune_cpu               # noqa: E402
 
 # Each arm is one change to the paper's recipe (AdamW lr 1e-4 constant, batch 64, uniform t,
@@ -123,7 +123,7 @@ def measure(export: Path, ref: fid.Reference, labels: np.ndarray, precision: str
     model = TrainedDiT(export, torch.device("cpu"))
 
     def draw(y: torch.Tensor, x_T: torch.Tensor) -> torch.Tensor:   # w = 1: the conditional model
-        return draw_samples(model, lambda x, t: model(x, t, y)[:, :model.eps_channels], x_T, STEPS, precision)
+        return draw_samples(model, conditional_eps(model, y), x_T, STEPS, precision)
 
     def noise(n: int) -> torch.Tensor:
         return torch.randn(n, *model.shape, generator=torch.Generator().manual_seed(SEED))
