@@ -51,15 +51,13 @@ import torch
 
 import fid
 import landscapes
-from dit import conditional_eps, ddim_sample, draw_samples, load_sampling_model, pick_device, predict_x0
-from machine import describe_machine, resolve_precision, tune_cpu
+from dit import conditional_eps, ddim_sample, draw_samples, load_sampling_model, predict_x0
+from machine import describe_machine, pick_device, resolve_precision, tune_cpu
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 FULL_STUDY = [0, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10]
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 1. The guidance rule: the one home of classifier-free guidance in this project
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 1. The guidance rule: the one home of classifier-free guidance in this project ════════════
 
 
 def guide(out_y: torch.Tensor, out_null: torch.Tensor, w: float, eps_channels: int) -> torch.Tensor:
@@ -145,9 +143,7 @@ def sample(model, y: torch.Tensor, x_T: torch.Tensor, w: float, num_steps: int,
     return draw_samples(model, guided_eps_fn(model, y, w, interval), x_T, num_steps, precision, spacing)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 2. --explain: the two predictions and their mix, on one sample
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 2. --explain: the two predictions and their mix, on one sample ════════════════════════════
 
 
 @torch.inference_mode()
@@ -211,9 +207,7 @@ def _plot_explain(panels, path: Path, class_name: str) -> None:
     print(f"\nwrote {path}")
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 3. The study: one sample set per w, all from the same x_T and labels
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 3. The study: one sample set per w, all from the same x_T and labels ══════════════════════
 
 
 def study_labels(n: int, classes: list[int], nrow: int = 10) -> torch.Tensor:
@@ -221,6 +215,22 @@ def study_labels(n: int, classes: list[int], nrow: int = 10) -> torch.Tensor:
     class and the rows cycle through the classes, so with 10 classes every block of 100 is a
     10×10 grid with one class per row.  N images are class-balanced when N is a multiple of 10·K."""
     return torch.tensor(classes)[(torch.arange(n) // nrow) % len(classes)]
+
+
+def photo_labels(ref_labels: torch.Tensor, num_classes: int, nrow: int = 10) -> torch.Tensor:
+    """The labels of the reference photographs (their scenes' natural mix, so that FID does not
+    score a class mix the data lacks), reordered so that the first 100 are a 10×10 grid with one
+    scene per row (study_labels' layout for the first min(K, 10) classes)."""
+    rest = ref_labels.tolist()
+    head = []
+    for c in range(min(num_classes, nrow)):
+        if rest.count(c) < nrow:
+            raise SystemExit(f"--n: the reference holds {rest.count(c)} images of scene {c}, fewer than a grid "
+                             f"row of {nrow}; use a larger --n")
+        for _ in range(nrow):
+            rest.remove(c)
+        head += [c] * nrow
+    return torch.tensor(head + rest)
 
 
 def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device,
@@ -251,7 +261,7 @@ def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device,
         raise SystemExit(f"{folder} was begun in batches of {size}, not {args.batch_size}; finish it with "
                          f"--batch-size {size}, or delete the folder to draw it anew")
     begun.pop("batch_size", None)            # a property of the files, not of the results
-    y_all = study_labels(args.n, args.classes)
+    y_all = args.y_all
     g = torch.Generator().manual_seed(seed)
     x_T_all = torch.randn(args.n, *model.shape, generator=g)                 # (N, C, H, W)
     todo = [b for b in batches if b not in saved]
@@ -296,28 +306,40 @@ def diversity(feats: np.ndarray, labels: np.ndarray) -> float:
 
 
 class Reference:
-    """The real images every set is measured against, of the classes the sets are drawn in
-    (--classes; all ten by default): the FID statistics of all their test images, N test images
-    with the sets' class counts for precision and recall, and the real-vs-real values at N
-    (N training images, the same counts, against the same test images: what a perfect model
-    would score).  class_names: the model's, which args.classes index; None (sweep.py): the
-    real folder's, all of them."""
+    """The real images every set is measured against, and the real-vs-real values beside them
+    (what a perfect model would score at this N).
+    - The procedural landscapes: FID against the statistics of all their test images of the
+      sets' classes (--classes), precision and recall against N test images with the sets' class
+      counts; real vs real: N training images with the same counts.
+    - Photographs without classes of their own (our DiT trained on a flat --data folder, with
+      scene labels): the held-out side (~500 photographs for the Kaggle set) is too small for
+      N = 1,000, so the fit is measured, as in sweep.py and
+      tools/recipe_study.py: N training photographs (landscapes.fid_reference, whose scene mix
+      the sets are drawn in: args.y_all), N against N (fid.Reference); real vs real: N *other*
+      training photographs.
+    class_names: the model's, which args.classes index."""
 
-    def __init__(self, args, inception, class_names: list[str] | None = None):
+    def __init__(self, args, inception, class_names: list[str]):
         self.inception = inception
+        if args.photos:
+            ref_images, ref_labels, floor_images, _ = landscapes.fid_reference(
+                args.data, args.image_size, args.n, args.labels)
+            pair = fid.Reference(ref_images, floor_images, inception)
+            self.mu = None
+            self.feats = pair.feats
+            # Diversity of real photographs: the reference's own, by its scenes.
+            self.real = dict(pair.floor, diversity=diversity(pair.feats, ref_labels.numpy()))
+            return
         test_dir, train_dir = real_folders(args)
         per_class = fid.folder_class_features(test_dir, inception)          # cached on disk
         train = landscapes.load_images(train_dir, args.image_size, progress=False)
-        if class_names is None:
-            class_names = list(per_class)
-        classes = getattr(args, "classes", None) or list(range(len(class_names)))
-        wanted = [class_names[c] for c in classes]                         # the sets' classes, by name
+        wanted = [class_names[c] for c in args.classes]                    # the sets' classes, by name
         missing = sorted(set(wanted) - (set(per_class) & set(train.class_names)))
         if missing:
             raise SystemExit(f"--data: the real images have no class {', '.join(missing)}; pass a --data "
                              f"folder with one subfolder per class, or --no-metrics")
-        labels = study_labels(args.n, classes).numpy()                     # the sets' labels
-        counts = {class_names[c]: int((labels == c).sum()) for c in classes}
+        labels = args.y_all.numpy()                                        # the sets' labels
+        counts = {class_names[c]: int((labels == c).sum()) for c in args.classes}
         self.mu, self.sigma = fid.feature_statistics(np.concatenate([per_class[n] for n in counts]))
         short = [n for n, k in counts.items() if len(per_class[n]) < k]
         if short:
@@ -326,7 +348,7 @@ class Reference:
         self.feats = np.concatenate([per_class[n][:k] for n, k in counts.items()])
         idx = torch.cat([torch.nonzero(train.labels == train.class_names.index(n)).flatten()[:k]
                          for n, k in counts.items()])
-        subset = "" if wanted == class_names else "_classes" + "-".join(map(str, classes))
+        subset = "" if wanted == class_names else "_classes" + "-".join(map(str, args.classes))
         cache = Path(args.out) / "samples" / f"real_train_n{args.n}{subset}_features.npy"
         if cache.exists():
             train_feats = np.load(cache)
@@ -338,7 +360,9 @@ class Reference:
 
     def measure(self, feats: np.ndarray, labels: np.ndarray) -> dict:
         precision, recall = fid.precision_recall(self.feats, feats, k=3)
-        return dict(fid=fid.fid_to_statistics(feats, self.mu, self.sigma),
+        distance = (fid.fid_from_features(feats, self.feats) if self.mu is None
+                    else fid.fid_to_statistics(feats, self.mu, self.sigma))
+        return dict(fid=distance,
                     precision=precision, recall=recall, diversity=diversity(feats, labels))
 
 
@@ -399,7 +423,7 @@ def run_study(model, args, device: torch.device) -> list[dict]:
             feats_file = folder / "features.npy"
             if not feats_file.exists():
                 np.save(feats_file, fid.inception_features(images, inception))
-            row.update(reference.measure(np.load(feats_file), study_labels(args.n, args.classes).numpy()))
+            row.update(reference.measure(np.load(feats_file), args.y_all.numpy()))
         done[tag] = row
         _write_results(done, args)                          # after every set: nothing is lost
         print(_row_text(row))
@@ -416,7 +440,7 @@ def compiled(model, args):
 
 
 def _row_names(model, args) -> list[str]:
-    return [model.class_names[c] for c in study_labels(100, args.classes)[::10].tolist()]
+    return [model.class_names[c] for c in args.y_all[:100:10].tolist()]
 
 
 def _row_text(row: dict) -> str:
@@ -424,9 +448,7 @@ def _row_text(row: dict) -> str:
     return f"w = {row['w']:g} (w′ = {row['w_ho_salimans']:g}), {row['steps']} steps, seed {row['seed']}:{metrics}  ({row['seconds']:.0f} s)"
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 4. Results: tables, figures and a short reading
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 4. Results: tables, figures and a short reading ═══════════════════════════════════════════
 
 COLUMNS = ["kind", "w", "w_ho_salimans", "n", "steps", "seed", "fid", "precision", "recall", "diversity", "seconds",
            "dtype", "machine", "command"]
@@ -495,13 +517,19 @@ def results_markdown(done: dict, args) -> str:
                   key=lambda r: (r["n"], r["steps"], r["seed"], r["w"]))
     commands = list(dict.fromkeys((r["command"], r["machine"]) for r in rows))      # in the table's order
     lines = [f"# Guidance scale study: {_title(done, args)}", "",
-             "Each set: N class-balanced images, DDIM η = 0 with trailing spacing; every w of a seed starts "
-             "from the same x_T and labels.  Precision and recall: Inception pool3 features, k = 3, against N "
-             "test images; FID against the whole test set.  Diversity: the mean pairwise distance of Inception "
-             "features within a class (at w = 0 the label is ignored, so its \"classes\" mix all ten and it is "
-             "high).  dtype: the sampler's autocast dtype.  Seconds: wall time as the set was drawn, including "
-             "other load on the machine (the speed measurement is bench/bench_sampling_epyc_zen4.txt).  Real vs real: N "
-             "training images against the same test set, what a perfect model would score at that N.", "",
+             ("Each set: N images in the scene mix of N training photographs (the first 100 a grid, one scene "
+              "per row), DDIM η = 0 with trailing spacing; every w of a seed starts from the same x_T and labels. "
+              "FID, precision and recall (Inception pool3 features, k = 3) against those N photographs, N against "
+              "N: the held-out side is too small for N, so this is the fit to the training set.  Real vs real: N "
+              "*other* training photographs against them." if getattr(args, "photos", False) else
+              "Each set: N class-balanced images, DDIM η = 0 with trailing spacing; every w of a seed starts "
+              "from the same x_T and labels.  Precision and recall: Inception pool3 features, k = 3, against N "
+              "test images; FID against the whole test set.  Real vs real: N training images against the same "
+              "test set.")
+             + "  Real vs real is what a perfect model would score at that N.  Diversity: the mean pairwise "
+             "distance of Inception features within a class (at w = 0 the label is ignored, so its \"classes\" "
+             "mix them all and it is high).  dtype: the sampler's autocast dtype.  Seconds: wall time as the set "
+             "was drawn, including other load on the machine.", "",
              "| w | w′ = w − 1 (Ho & Salimans) | N | steps | seed | FID | precision | recall | diversity | dtype "
              "| seconds | command |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -552,7 +580,7 @@ def reading(done: dict, args) -> list[str]:
                         f"of one mix ({main[0][key]:.3f})." if key == "diversity" and 0 in main else "."))
     r = done.get(f"real_n{args.n}")
     if r is not None:
-        lines.append(f"- Real images against the test set at the same N: FID {r['fid']:.2f}, precision "
+        lines.append(f"- Real against real images at the same N: FID {r['fid']:.2f}, precision "
                      f"{r['precision']:.3f}, recall {r['recall']:.3f}, diversity {r['diversity']:.3f}.")
     for r in done.values():
         if "interval" in r and "fid" in r and r["n"] == args.n and r["w"] in main:
@@ -627,9 +655,7 @@ def grids_side_by_side(rows: list[dict], args, path: Path) -> None:
     plt.close(fig)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 5. Command line
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 5. Command line ═══════════════════════════════════════════════════════════════════════════
 
 
 def file_sha256(path) -> str:
@@ -661,6 +687,14 @@ def main(args: argparse.Namespace) -> None:
     for flag, steps in (("--steps", args.steps), ("--check-steps", args.check_steps)):
         if steps > T:
             raise SystemExit(f"{flag} {steps}: the model was trained with T = {T} steps; use at most {T}")
+    # Photographs with scene labels (or one class), not classes of their own: measured for fit (Reference).
+    if args.data is not None:
+        real_folders(args)                         # a bad --data fails now, not after the sampling
+    args.photos = args.data is not None and args.model is None and (
+        landscapes.parse_labels(args.labels) is not None
+        or landscapes.list_images(args.data)[2] == [landscapes.FLAT_CLASS_NAME])
+    if args.photos and args.classes is not None:
+        raise SystemExit("--classes: a photo study draws every scene, in the mix of its reference photographs")
     if args.classes is None:
         args.classes = list(range(min(model.num_classes, 10)))
     bad = [c for c in args.classes if not 0 <= c < model.num_classes]
@@ -670,13 +704,18 @@ def main(args: argparse.Namespace) -> None:
         if not 0 <= args.explain_class < model.num_classes:
             raise SystemExit(f"--explain-class {args.explain_class}: use 0 … {model.num_classes - 1}")
         return explain(model, args, device)
+    args.y_all = study_labels(args.n, args.classes)            # the labels of every set
+    if args.photos:
+        try:
+            args.y_all = photo_labels(landscapes.fid_reference(args.data, args.image_size, args.n, args.labels)[1],
+                                      model.num_classes)
+        except ValueError as e:
+            raise SystemExit(f"--n {args.n}: {e}") from None
     if not args.no_metrics and not args.tables_only:
         if args.model and args.data is None:
             raise SystemExit("--model: the metrics need real images of its classes (--data DIR, one subfolder "
                              "per class), or pass --no-metrics for grids only")
-        if args.data is not None:
-            real_folders(args)                     # a bad --data fails now, not after the sampling
-        if args.n % (10 * len(args.classes)):
+        if args.n % (10 * len(args.classes)) and not args.photos:
             print(f"note: --n {args.n} is not a multiple of 10 × {len(args.classes)} classes, so the classes "
                   f"are not equally represented; precision and recall use the same counts of real images")
     Path(args.out).mkdir(parents=True, exist_ok=True)

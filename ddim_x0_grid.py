@@ -35,14 +35,12 @@ import numpy as np
 import torch
 
 import landscapes
-from dit import autocast, ddim_sample, load_sampling_model, pick_device
-from machine import resolve_precision, tune_cpu
+from dit import autocast, ddim_sample, load_sampling_model
+from machine import pick_device, resolve_precision, tune_cpu
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 1. Sampling and recording the trajectory
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 1. Sampling and recording the trajectory ══════════════════════════════════════════════════
 
 
 def pick_show_steps(num_steps: int, show: list[int] | None, count: int = 10) -> list[int]:
@@ -90,9 +88,7 @@ def run(args: argparse.Namespace, model, device: torch.device):
     return y.cpu(), x0_all, shown
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 2. Figures
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 2. Figures ════════════════════════════════════════════════════════════════════════════════
 
 
 def save_overview(shown, path: Path, nrow: int, show_xt: bool, title: str) -> None:
@@ -130,9 +126,7 @@ def save_gif(frames: list[torch.Tensor], path: Path, nrow: int, ms_per_frame: in
     tiles[0].save(path, save_all=True, append_images=tiles[1:], duration=durations, loop=0)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 4. main
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 3. main ═══════════════════════════════════════════════════════════════════════════════════
 
 
 def short_path(path) -> str:

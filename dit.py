@@ -13,16 +13,10 @@ Every block is conditioned by adaLN-Zero: a LayerNorm without its own affine par
 shift and scale — and a per-channel gate on the residual branch — are regressed from c.  The
 regressing layer starts at zero, so every block starts as the identity (see `DiTBlock`).
 
-What lives here and is imported elsewhere:
-  DiT, DIT_CONFIGS, build_dit   the model and the paper's named configs (S/B/L/XL × /2 /4 /8)
-  forward_gflops                the cost of one forward pass, in the paper's convention
-  ddim_sample                   the one sampler of the project (Song et al. 2021, eq. 12)
-  predict_x0                    x̂0 from ε̂ (DDIM eq. 9), optionally clipped; the sampler's step
-  read_checkpoint, load_dit_checkpoint   a trained model's file, checked; the model rebuilt
-  TrainedDiT, load_sampling_model   the model every sampling script draws from (or the paper's
-                                DiT-XL/2 through diffusers_dit.py, with the same interface)
-  pick_device, autocast         where it runs: the device, and bf16 autocast (machine.py
-                                decides where bf16 pays)
+Sections: 1 embeddings, 2 the adaLN-Zero block, 3 the model, 4 the paper's named configs
+(`build_dit`), 5 FLOP counting (`forward_gflops`), 6 the DDIM sampler (`ddim_sample`, which
+yields x̂0 at every step), 7 loading a trained model (`TrainedDiT`, `load_sampling_model`; the
+paper's DiT-XL/2 comes through diffusers_dit.py behind the same interface), 8 bf16 autocast.
 
 `python dit.py` prints the configs with their parameters and GFLOPs at 32×32×3 (seconds).
 Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D width, p patch.
@@ -46,9 +40,7 @@ import torch.nn.functional as F
 from forward_process import (PatchEmbed, TimestepEmbedder, alpha_bar_from_betas,
                              check_patch_size, make_betas, unpatchify)
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 1. Embeddings: positions and class labels  (timesteps and patches live in forward_process.py)
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 1. Embeddings: positions and labels (timesteps and patches: forward_process.py) ════════
 
 
 def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
@@ -92,25 +84,18 @@ class LabelEmbedder(nn.Module):
         self.embedding_table = nn.Embedding(num_classes + 1, hidden_size)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:                  # y: (B,) int64
-        if not torch.compiler.is_compiling() and y.device.type != "meta":
-            if y.dtype not in (torch.int32, torch.int64):
-                raise ValueError(f"labels must be integers, got {y.dtype}")
-            # The range check reads y back to the host, a wait that would stall every GPU training
-            # step; there the labels are class indices by construction (landscapes.load_images).
-            if y.numel() and (y.device.type == "cpu" or not self.training) and (
-                    y.min() < 0 or y.max() > self.num_classes):
-                raise ValueError(
-                    f"labels must lie in 0 … {self.num_classes - 1}, or be {self.num_classes} for "
-                    f"the null class; got values from {y.min().item()} to {y.max().item()}")
+        # Checked on the CPU and in eval() only: reading y back would stall every GPU step.
+        if not torch.compiler.is_compiling() and y.numel() and (y.device.type == "cpu" or not self.training) \
+                and y.device.type != "meta" and (y.min() < 0 or y.max() > self.num_classes):
+            raise ValueError(f"labels must lie in 0 … {self.num_classes - 1}, or be {self.num_classes} for "
+                             f"the null class; got values from {y.min().item()} to {y.max().item()}")
         if self.training and self.dropout_prob > 0:
             drop = torch.rand(y.shape, device=y.device) < self.dropout_prob
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
         return self.embedding_table(y)                                   # (B, D)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 2. The Transformer block with adaLN-Zero
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 2. The Transformer block with adaLN-Zero ══════════════════════════════════════════════════
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -223,22 +208,14 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm_final(x), shift, scale))       # (B, T, p·p·C_out)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 3. The model
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 3. The model ══════════════════════════════════════════════════════════════════════════════
 
 
 class DiT(nn.Module):
     """Diffusion Transformer.  `forward(x_t, t, y)` returns ε̂ with the shape of x_t, or
-    (B, 2C, H, W) = [ε̂, v′] when learn_sigma, where v′ interpolates the reverse variance,
-    Σ = exp(v · log β_t + (1 − v) · log β̃_t), v = (v′ + 1)/2 (improved DDPM eq. 15), trained by
-    its L_vlb.  This project has no L_vlb: learn_sigma only sets the output width (the paper's
-    parameter counts), and the DDIM sampler reads ε̂ alone.
-
-    Arguments are the paper's: input_size I (pixels, or latent size), patch_size p,
-    in_channels C, hidden_size D, depth N, num_heads, mlp_ratio, class_dropout_prob (label
-    dropout for guidance), num_classes, learn_sigma; and qk_norm (ours, off by default as in the
-    paper: see Attention).
+    (B, 2C, H, W) when learn_sigma: ε̂ and improved DDPM's variance channels, which only set the
+    output width here (the paper's parameter counts; no L_vlb, and DDIM reads ε̂ alone).
+    Arguments are the paper's, plus qk_norm (ours, off by default: see Attention).
     """
 
     def __init__(
@@ -329,9 +306,7 @@ class DiT(nn.Module):
         return self(x_t, t, y)[:, : self.in_channels]
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 4. Named configs:  the paper's Table 1, plus small ones a 2-core CPU can train
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 4. Named configs:  the paper's Table 1, plus small ones a 2-core CPU can train ════════════
 
 _SIZES = {
     # name: (depth N, hidden D, heads)                          Gflops at 256² / p = 4 (paper)
@@ -358,9 +333,7 @@ def build_dit(name: str, **overrides) -> DiT:
     return DiT(**{**DIT_CONFIGS[name], **overrides})
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 5. Counting compute
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 5. Counting compute ═══════════════════════════════════════════════════════════════════════
 
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
 
@@ -389,9 +362,7 @@ def forward_gflops(model: DiT, batch_size: int = 1) -> float:
     return counter.get_total_flops() / 2 / batch_size / 1e9
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 6. The DDIM sampler (Song et al. 2021)
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 6. The DDIM sampler (Song et al. 2021) ════════════════════════════════════════════════════
 #
 # DDIM notation crosswalk: DDIM's α_t is DDPM's ᾱ_t; we write ᾱ throughout.
 
@@ -500,9 +471,7 @@ def draw_samples(model, eps_fn, x_T: torch.Tensor, num_steps: int, precision: st
                                      clip_x0=model.clip_x0)
     return model.decode(x0.float()).float().cpu()
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 7. Loading a trained model
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 7. Loading a trained model ════════════════════════════════════════════════════════════════
 
 
 def read_checkpoint(path, mmap: bool = False) -> dict:
@@ -537,10 +506,9 @@ def load_dit_checkpoint(path, device="cpu") -> tuple[DiT, dict, list[str]]:
 
 class TrainedDiT:
     """Our DiT from a checkpoint of train_one_epoch.py, behind the interface every sampling script
-    uses (shared with diffusers_dit.DiffusersDiT): model(x_t, t, y) → the network's output, whose
-    first `eps_channels` channels are ε̂; null_label, num_classes, class_names, alpha_bar (the
-    schedule it was trained with), shape (C, H, W) of x_T, in_pixels, clip_x0 (x̂0's range, or
-    None) and decode(x) → pixels (here the identity).  `net` may be replaced by torch.compile(net)."""
+    uses (shared with diffusers_dit.DiffusersDiT): model(x_t, t, y) → output whose first
+    eps_channels are ε̂, null_label, num_classes, class_names, alpha_bar, shape (C, H, W) of x_T,
+    clip_x0 and decode(x0) → pixels.  `net` may be replaced by torch.compile(net)."""
 
     in_pixels = True           # x̂0 is an image: decoding it is free
     clip_x0 = 1.0              # pixel-space images live in [−1, 1]: DDPM's clip_denoised
@@ -573,18 +541,7 @@ def load_sampling_model(checkpoint=None, hub_model: str | None = None, device="c
         raise SystemExit(f"--checkpoint: {e}") from None
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 8. Where it runs: the device, and bf16 autocast
-# ════════════════════════════════════════════════════════════════════════════════════════════
-
-
-def pick_device(choice: str) -> torch.device:
-    """--device auto | cpu | cuda → a torch.device; cuda without a GPU is a one-line error."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
+# ══ 8. bf16 autocast ══════════════════════════════════════════════════════════════════════════
 
 
 def autocast(device: torch.device, precision: str):
@@ -595,29 +552,25 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 9. python dit.py — the configs at a glance
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 9. python dit.py — the configs at a glance ════════════════════════════════════════════════
 
 
 def main(args: argparse.Namespace) -> None:
-    print(f"DiT configs on {args.image_size}×{args.image_size}×{args.channels} inputs, "
-          f"{args.num_classes} classes (GFLOPs: multiply-adds per image, the paper's convention)")
-    print(f"{'config':<10} {'depth':>5} {'D':>5} {'heads':>5} {'tokens':>6} {'parameters':>13} {'GFLOPs':>9}")
+    print(f"{'config':<10} {'depth':>5} {'D':>5} {'heads':>5} {'tokens':>6} {'parameters':>13} {'GFLOPs':>9}"
+          f"   at {args.image_size}×{args.image_size}×{args.channels}, {args.num_classes} classes")
     for name, cfg in DIT_CONFIGS.items():
-        if args.image_size % cfg["patch_size"]:
-            continue
-        with torch.device("meta"):  # no memory, no compute: shapes only
-            model = build_dit(name, input_size=args.image_size, in_channels=args.channels,
-                              num_classes=args.num_classes)
-        params = sum(p.numel() for p in model.parameters())
-        tokens = (args.image_size // cfg["patch_size"]) ** 2
-        print(f"{name:<10} {cfg['depth']:>5} {cfg['hidden_size']:>5} {cfg['num_heads']:>5} "
-              f"{tokens:>6} {params:>13,} {forward_gflops(model):>9.3f}")
+        if args.image_size % cfg["patch_size"] == 0:
+            with torch.device("meta"):                  # no memory, no compute: shapes only
+                model = build_dit(name, input_size=args.image_size, in_channels=args.channels,
+                                  num_classes=args.num_classes)
+            print(f"{name:<10} {cfg['depth']:>5} {cfg['hidden_size']:>5} {cfg['num_heads']:>5} "
+                  f"{(args.image_size // cfg['patch_size']) ** 2:>6} "
+                  f"{sum(p.numel() for p in model.parameters()):>13,} {forward_gflops(model):>9.3f}")
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description="Print the DiT configs with parameters and GFLOPs.")
+    ap = argparse.ArgumentParser(description="Print the DiT configs with parameters and GFLOPs "
+                                 "(multiply-adds per image, the paper's convention).")
     ap.add_argument("--image-size", type=int, default=32, help="input resolution (pixels or latents)")
     ap.add_argument("--channels", type=int, default=3, help="input channels (3 for RGB, 4 for SD latents)")
     ap.add_argument("--num-classes", type=int, default=10, help="number of class labels")

@@ -65,9 +65,7 @@ CACHE_VERSION = "fid-v1"    # bump when anything that changes the features chang
 WEIGHT_NAMES = ("fid", "torchvision")
 
 
-# --------------------------------------------------------------------------------------------
-#                         The resize: TensorFlow 1's legacy bilinear
-# --------------------------------------------------------------------------------------------
+# ══ The resize: TensorFlow 1's legacy bilinear ════════════════════════════════════════════════
 # The 2015 graph takes a decoded uint8 image, casts it to float and resizes it with
 # tf.image.resize_bilinear(align_corners=False) from TensorFlow 1. That op has no half-pixel
 # centres: output pixel i samples the input at
@@ -99,9 +97,7 @@ def resize_tf_bilinear(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
     return torch.lerp(x[..., lo, :], x[..., hi, :], w[:, None])         # (B, C, size, size)
 
 
-# --------------------------------------------------------------------------------------------
-#                                        Layers
-# --------------------------------------------------------------------------------------------
+# ══ Layers ════════════════════════════════════════════════════════════════════════════════════
 
 class BasicConv2d(nn.Module):
     """conv (no bias) → batch norm (eps 1e-3) → ReLU: every convolution in Inception-v3.
@@ -262,9 +258,7 @@ class InceptionE(nn.Module):
         return torch.cat([branch1x1, *branch3x3, *branch3x3dbl, branch_pool], 1)  # (B, 2048, 8, 8)
 
 
-# --------------------------------------------------------------------------------------------
-#                                        The model
-# --------------------------------------------------------------------------------------------
+# ══ The model ═════════════════════════════════════════════════════════════════════════════════
 
 class InceptionV3(nn.Module):
     """Inception-v3 up to pool3, module names as torchvision's `Inception3`.
@@ -350,9 +344,7 @@ class InceptionV3(nn.Module):
         return self
 
 
-# --------------------------------------------------------------------------------------------
-#                                       The weights
-# --------------------------------------------------------------------------------------------
+# ══ The weights ═══════════════════════════════════════════════════════════════════════════════
 # default_1.pt keeps TF's names: net.layers.<conv>.{weight, beta, mean, var} for the stem and
 # net.layers.<mixed_i>.<tower>.<conv>.{...} inside the blocks. The tables below give the
 # torchvision name of each; `fid_state_dict` checks that every tensor is used exactly once.
@@ -476,9 +468,7 @@ def load_inception(weights: str = "fid", device: str | torch.device = "cpu",
     return model.to(device, memory_format=torch.channels_last)
 
 
-# --------------------------------------------------------------------------------------------
-#                                       Features
-# --------------------------------------------------------------------------------------------
+# ══ Features ══════════════════════════════════════════════════════════════════════════════════
 
 def _as_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generated images (float in [−1, 1]) are quantised exactly as saved PNGs would be."""
@@ -591,9 +581,7 @@ def _files_features(paths: list[Path], folder: str | Path, model: InceptionV3 | 
     return torch.cat(feats).numpy()                        # (N, 2048)
 
 
-# --------------------------------------------------------------------------------------------
-#                               Statistics and the distance
-# --------------------------------------------------------------------------------------------
+# ══ Statistics and the distance ═══════════════════════════════════════════════════════════════
 
 def feature_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and covariance (D, D), in float64, with the unbiased 1/(N − 1)."""
@@ -699,9 +687,7 @@ def fid_from_features(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     return _fid_d2(mu_a - mu_b, (A * A).sum() / ca, (B * B).sum() / cb, tr_sqrt)
 
 
-# --------------------------------------------------------------------------------------------
-#                            Folder statistics, cached on disk
-# --------------------------------------------------------------------------------------------
+# ══ Folder statistics, cached on disk ═════════════════════════════════════════════════════════
 
 def folder_fingerprint(folder: str | Path, weights: str = "fid") -> str:
     """sha1 of the weights name and every image's relative path, size and mtime.
@@ -819,9 +805,7 @@ def folder_class_features(folder: str | Path, model: InceptionV3 | None = None,
     return feats
 
 
-# --------------------------------------------------------------------------------------------
-#                   Improved precision and recall (Kynkäänniemi et al. 2019)
-# --------------------------------------------------------------------------------------------
+# ══ Improved precision and recall (Kynkäänniemi et al. 2019) ══════════════════════════════════
 # Each set's manifold is approximated by balls around its samples, the radius of a ball
 # being the distance to that sample's k-th nearest neighbour within its own set (k = 3).
 #   precision = share of generated samples inside at least one real ball   (fidelity)
@@ -860,9 +844,7 @@ def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray,
     return precision, recall
 
 
-# --------------------------------------------------------------------------------------------
-#                  Scoring a generated set: N against N real images, with the floor
-# --------------------------------------------------------------------------------------------
+# ══ Scoring a generated set: N against N real images, with the floor ══════════════════════════
 
 class Reference:
     """N real images that generated sets of N are scored against, and the floor beside them.
@@ -890,9 +872,7 @@ class Reference:
         return self.score(inception_features(images, self.inception, progress=False))
 
 
-# --------------------------------------------------------------------------------------------
-#                                     Command line
-# --------------------------------------------------------------------------------------------
+# ══ Command line ══════════════════════════════════════════════════════════════════════════════
 # The helpers below are shared with tools/fid_breakdown.py, which reads folders the same way.
 
 def add_network_arguments(p: argparse.ArgumentParser) -> None:

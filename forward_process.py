@@ -38,9 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 1. Noise schedules
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 1. Noise schedules ════════════════════════════════════════════════════════════════════════
 #
 # Every schedule is computed in float64.  Float32 spaces numbers near 1 only 6e-8 apart, and
 # near t = 0 ᾱ_t lies within ~1e-4 of 1, so there 1−ᾱ_t, the noise variance, would carry a
@@ -114,9 +112,7 @@ def log_snr(alpha_bar: torch.Tensor) -> torch.Tensor:
     return torch.log(alpha_bar) - torch.log1p(-alpha_bar)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 2. The closed-form forward process
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 2. The closed-form forward process ════════════════════════════════════════════════════════
 
 
 def add_noise(
@@ -137,9 +133,7 @@ def add_noise(
     return a.sqrt().to(x0.dtype) * x0 + (1 - a).sqrt().to(x0.dtype) * noise
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 3. Telling the network the time step
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 3. Telling the network the time step ══════════════════════════════════════════════════════
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -185,9 +179,7 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(t_freq.to(self.mlp[0].weight.dtype))          # (B, D)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 4. Images as sequences of patches
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 4. Images as sequences of patches ═════════════════════════════════════════════════════════
 
 
 def check_patch_size(image_size: int, p: int) -> None:
@@ -256,9 +248,7 @@ class PatchEmbed(nn.Module):
         return self.proj.weight.permute(0, 2, 3, 1).flatten(1)       # (D, p, p, C) → (D, p·p·C)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 5. Figures:  python forward_process.py --out report/forward
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 5. Figures:  python forward_process.py --out report/forward ═══════════════════════════════
 
 
 def _first_image(data: str | None, image_size: int) -> torch.Tensor:

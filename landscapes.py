@@ -56,9 +56,7 @@ DONE_MARKER = "DONE.json"
 ALPHA_BACKGROUND = (255, 255, 255)
 
 
-# --------------------------------------------------------------------------------------------
-#                                   Pixel scaling (one home)
-# --------------------------------------------------------------------------------------------
+# ══ Pixel scaling (one home) ══════════════════════════════════════════════════════════════════
 
 def to_float(u8: torch.Tensor) -> torch.Tensor:
     """uint8 pixels in 0..255 → float32 in [-1, 1]:  x = u8 / 127.5 − 1."""
@@ -76,9 +74,7 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
-# --------------------------------------------------------------------------------------------
-#                 Progress bars that read well in a terminal and in a log file
-# --------------------------------------------------------------------------------------------
+# ══ Progress bars that read well in a terminal and in a log file ══════════════════════════════
 
 class LogLines:
     """tqdm's update / set_postfix / close, printed as one plain line every `every` seconds.
@@ -123,9 +119,7 @@ def progress_iter(items, desc: str, unit: str, enabled: bool = True):
     bar.close()
 
 
-# --------------------------------------------------------------------------------------------
-#                               A. Reading a folder of images
-# --------------------------------------------------------------------------------------------
+# ══ A. Reading a folder of images ═════════════════════════════════════════════════════════════
 
 def _warn(message: str) -> None:
     """One line on stderr; tqdm.write keeps it from tearing a progress bar in half."""
@@ -324,9 +318,7 @@ def load_images(folder: str | Path, image_size: int, progress: bool | None = Non
     return LoadedImages(images, labels_t, class_names, labelled)
 
 
-# --------------------------------------------------------------------------------------------
-#        A2. A folder of photographs: a held-out split by content, and scene labels
-# --------------------------------------------------------------------------------------------
+# ══ A2. A folder of photographs: a held-out split by content, and scene labels ════════════════
 # A photo folder has no test split, and the Kaggle set holds copies: 176 byte-identical files,
 # 38 more with identical pixels but other bytes, and bursts of near-identical shots of one
 # scene.  A split by file name would put one copy on each side, and "held-out" FID would then
@@ -608,9 +600,7 @@ def fid_reference(data: str | Path | None, image_size: int, n: int, labels: str 
             f"{n} training images; floor: {n} other training images")
 
 
-# --------------------------------------------------------------------------------------------
-#                    B. Procedural landscapes: drawing primitives (numpy only)
-# --------------------------------------------------------------------------------------------
+# ══ B. Procedural landscapes: drawing primitives (numpy only) ═════════════════════════════════
 # Everything is drawn on a float canvas (R, R, 3) with values in [0, 1] at R = 2 × size, then
 # box-downsampled 2× for anti-aliasing. Rows grow downwards: row 0 is the top of the sky.
 # A "ridge" is one number per column (the row where the ground starts); comparing it against
@@ -890,9 +880,7 @@ def _stars(rng, canvas, count: int, limit_row: float) -> None:
             canvas[ys + dy, xs + dx] = np.maximum(canvas[ys + dy, xs + dx], bright)
 
 
-# --------------------------------------------------------------------------------------------
-#                         B. Procedural landscapes: the ten classes
-# --------------------------------------------------------------------------------------------
+# ══ B. Procedural landscapes: the ten classes ═════════════════════════════════════════════════
 # Each recipe draws back to front: sky, sun or moon, clouds, far ridges (hazy: atmospheric
 # perspective makes distant land lighter and bluer, closer to the sky colour), near ridges,
 # water, trees. Random horizon height, roughness, sun position and colour jitter give a
@@ -1132,9 +1120,7 @@ def procedural_image(seed: int, index: int, size: int) -> tuple[np.ndarray, int]
     return render_landscape(class_id, rng, size), class_id
 
 
-# --------------------------------------------------------------------------------------------
-#                     Writing procedural sets to disk, and the on-disk cache
-# --------------------------------------------------------------------------------------------
+# ══ Writing procedural sets to disk, and the on-disk cache ════════════════════════════════════
 
 # Bump when a recipe changes: cached folders made by an older generator then no longer match
 # their DONE marker and are redrawn, instead of silently training on stale pictures.
@@ -1227,9 +1213,7 @@ def resolve_data(data: str | Path | None, split: str, image_size: int, labels: s
     return prepared_photos(_check_folder(data), split, image_size, labels)   # scanning raises for no images
 
 
-# --------------------------------------------------------------------------------------------
-#                                      Preview grid and CLI
-# --------------------------------------------------------------------------------------------
+# ══ Preview grid and CLI ══════════════════════════════════════════════════════════════════════
 
 def tile_images(images: torch.Tensor, nrow: int) -> torch.Tensor:
     """(B, 3, H, W) uint8 or [-1, 1] float → one (rows·H, nrow·W, 3) uint8 picture, white-padded."""

@@ -1,5 +1,5 @@
-"""The machine a run runs on: its name for the records, whether bf16 pays on it, and the two CPU
-settings that measurably pay.  Not teaching material: each script imports it in one line.
+"""The machine a run runs on: the device (`pick_device`), its name for the records, whether bf16
+pays on it, and the two CPU settings that measurably pay.  Not teaching material: each script imports it in one line.
 
 Every timing, results table and metrics file carries `describe_machine`'s line, because the same
 command runs several times faster on one CPU than on another:
@@ -16,6 +16,15 @@ import platform
 
 import torch
 import torch.nn.functional as F
+
+
+def pick_device(choice: str) -> torch.device:
+    """--device auto | cpu | cuda → a torch.device; cuda without a GPU is a one-line error."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
 
 
 def describe_machine(device: torch.device) -> str:

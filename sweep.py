@@ -65,8 +65,8 @@ import torch
 import fid
 import landscapes
 from dit import (DiT, TrainedDiT, autocast, conditional_eps, ddim_sample, draw_samples, forward_gflops,
-                 pick_device, read_checkpoint)
-from machine import describe_machine, resolve_precision, tune_cpu
+                 read_checkpoint)
+from machine import describe_machine, pick_device, resolve_precision, tune_cpu
 
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
@@ -74,9 +74,7 @@ WIDTH = 256
 DEFAULT_BUDGET = 60_000                                   # training images per arm (--budget-images)
 AXES = ("T", "depth", "heads", "patch")
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 1. The arms: one knob moved at a time, plus the base again with another seed
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 1. The arms: one knob moved at a time, plus the base again with another seed ══════════════
 
 
 def arm_name(knobs: dict, seed: int) -> str:
@@ -166,9 +164,7 @@ def train_arm(arm: dict, args) -> dict:
     return json.loads(metrics.read_text())
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 2. Measuring an arm: grid, FID against the test set, and the DDPM grid for the T axis
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 2. Measuring an arm: grid, FID against the test set, and the DDPM grid for the T axis ═════
 
 
 @torch.inference_mode()
@@ -248,9 +244,7 @@ def arm_row(arm: dict, metrics: dict, measured: dict, args) -> dict:
                 train_s=metrics.get("wall_time_s"))
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 3. The sweep
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 3. The sweep ══════════════════════════════════════════════════════════════════════════════
 
 
 def main(args: argparse.Namespace) -> None:
@@ -302,9 +296,7 @@ def main(args: argparse.Namespace) -> None:
     print((out / "results.md").read_text().split("## Reading")[-1].strip())
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 4. Tables, figures and the reading
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 4. Tables, figures and the reading ════════════════════════════════════════════════════════
 
 COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "dataset", "fid", "fid_floor", "precision", "recall", "parameters",
            "tokens", "gflops", "train_pflops", "images", "images_per_s", "smoothed_loss", "train_s"]
@@ -553,9 +545,7 @@ def grids_side_by_side(members: list[dict], axis: str, key: str, path: Path, arg
     plt.close(fig)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 5. Command line
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 5. Command line ═══════════════════════════════════════════════════════════════════════════
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,23 +17,19 @@ The objective (DDPM §3.2, "L_simple"; DiT §4 trains the same ε-prediction los
 The optimiser is the paper's: AdamW, lr 1e-4, no weight decay, a constant learning rate (no
 warm-up, which DiT found unnecessary, and no decay), horizontal flips as the only augmentation,
 an EMA of the weights for sampling, and 10% label dropout so the model can later be guided
-(cfg.py).  --warmup-steps and --decay-steps add a linear warm-up and a
-linear cooldown to 0.
+(cfg.py).  `--recipe fast` learns several times faster per image (REPORT.md, "Learning
+speed"): a 3× lr with warm-up and clipping, Min-SNR-5 loss weights, logit-normal t.
 
-What a run writes into its folder (--out, default runs/DiT-<depth>x<width>-p<patch>-<size>px):
-  checkpoint.pt  model, EMA, optimiser, step, RNG states, config — atomically, every
-                 --ckpt-every steps, at the end and on Ctrl-C or SIGTERM; --resume continues
-  loss.png       per-step loss with a smoothed curve, and the loss per timestep bucket
-  samples.png    a 10×10 grid from the EMA weights, one class per row (DDIM, dit.ddim_sample)
-  metrics.json   parameters, tokens, GFLOPs, images/s, wall time, losses, the machine, the command
+A run folder (--out, default runs/DiT-<depth>x<width>-p<patch>-<size>px) gets checkpoint.pt
+(written atomically every --ckpt-every steps, at the end and on Ctrl-C or SIGTERM; --resume
+continues exactly), loss.png, samples.png (a 10×10 EMA grid, one class per row) and metrics.json
+(parameters, GFLOPs, images/s, losses, the machine, the command).  On 2 cores of an AMD EPYC with
+AVX-512-BF16 the default (DiT-Ti/2, 10,000 images, batch 64, bf16) trains its epoch in about
+6 minutes (28 images/s), 7 with the sample grid.
 
-On an AMD EPYC with AVX-512-BF16, 2 cores, the default (DiT-Ti/2, 10,000 images, batch 64, bf16)
-trains its epoch in about 6 minutes (28 images/s), 7 with the sample grid.
-
-The file reads in the order of the idea: 1 the configuration; 2 the diffusion core (the loss,
-the learning rate, the EMA, one step); then the plumbing: 3 flags checked against a
-checkpoint, 4 the data order, 5 processes, stopping and reading losses back, 6 checkpoints and
-the run's record, 7 what the run shows; 8 `main`, the loop.
+Sections: 1 the configuration; 2 the diffusion core (the loss, the learning rate, the EMA, one
+step); then the plumbing: 3 flags checked, 4 the data order, 5 processes, stopping and reading
+losses back, 6 checkpoints, 7 what the run shows; 8 `main`, the loop.
 Shapes: B batch, C channels, H = W image size, T steps.
 """
 
@@ -59,16 +55,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
 
 import landscapes
-from dit import (DIT_CONFIGS, DiT, autocast, ddim_sample, forward_gflops,
-                 pick_device, read_checkpoint)
-from machine import describe_machine, resolve_precision, tune_cpu
+from dit import DIT_CONFIGS, DiT, autocast, ddim_sample, forward_gflops, read_checkpoint
+from machine import describe_machine, pick_device, resolve_precision, tune_cpu
 from forward_process import add_noise, alpha_bar_from_betas, check_patch_size, make_betas, SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 1. Configuration: one argparse block, a why for every default
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 1. Configuration: one argparse block, a why for every default ═════════════════════════════
 
 
 # The recipes --recipe names.  `paper` is the paper's and the default (Task 3 asks for it);
@@ -196,9 +189,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 2. The diffusion core: the loss, the learning rate, the EMA, one step
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 2. The diffusion core: the loss, the learning rate, the EMA, one step ═════════════════════
 
 
 def sample_timesteps(B: int, T: int, how: str, device) -> torch.Tensor:
@@ -304,9 +295,7 @@ def train_step(train_model, model: DiT, ema: DiT, opt, u8: torch.Tensor, y: torc
     return loss.detach(), grad_norm, bucket_sums, bucket_counts
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 3. The flags checked, and the model a checkpoint implies
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 3. The flags checked, and the model a checkpoint implies ══════════════════════════════════
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -320,25 +309,20 @@ def check_args(args: argparse.Namespace) -> None:
                          f"use heads with {args.hidden} % heads == 0 (e.g. {args.hidden // 64 or 1})")
     if args.fid and args.fid < 2:
         raise SystemExit("--fid needs at least 2 images (FID is only comparable at N ≥ 2048)")
-    for name in ("batch_size", "epochs", "T", "ckpt_every", "sample_steps"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
-    if args.T < 2:
-        raise SystemExit("--T must be at least 2")
-    if args.max_steps is not None and args.max_steps < 0:
-        raise SystemExit("--max-steps must be at least 0 (0 evaluates --init-from or --resume)")
+    at_least = [("batch_size", 1, ""), ("epochs", 1, ""), ("T", 2, ""), ("ckpt_every", 1, ""),
+                ("sample_steps", 1, ""), ("max_steps", 0, " (0 evaluates --init-from or --resume)"),
+                ("warmup_steps", 0, " (0 = the paper's constant lr)"),
+                ("decay_steps", 0, " (0 = the paper's constant lr)")]
+    for name, low, why in at_least:
+        if getattr(args, name) is not None and getattr(args, name) < low:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least {low}{why}")
     if args.init_from is not None and args.resume is not None:
         raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
     if args.export_every is not None and (args.export_every < 1 or args.export is None):
         raise SystemExit("--export-every N needs N ≥ 1 and an --export path to name the snapshots after")
-    if args.warmup_steps < 0:
-        raise SystemExit("--warmup-steps must be at least 0 (0 = the paper's constant lr)")
-    if args.decay_steps < 0:
-        raise SystemExit("--decay-steps must be at least 0 (0 = the paper's constant lr)")
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise SystemExit("--max-minutes must be positive")
-    if args.min_snr_gamma is not None and args.min_snr_gamma <= 0:
-        raise SystemExit("--min-snr-gamma must be positive (Hang et al. use 5)")
+    for name in ("max_minutes", "min_snr_gamma"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be positive")
     try:
         landscapes.parse_labels(args.labels)
     except ValueError as e:
@@ -389,9 +373,7 @@ def source_model_config(args: argparse.Namespace) -> dict | None:
         raise SystemExit(f"{flag}: {e}")
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 4. Data: uint8 images in memory, in an order a resumed run repeats
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 4. Data: uint8 images in memory, in an order a resumed run repeats ════════════════════════
 
 
 def load_training_data(args: argparse.Namespace, world: int, is_main: bool):
@@ -455,9 +437,7 @@ def epoch_batches(images: torch.Tensor, labels: torch.Tensor, order: list[int], 
                           generator=torch.Generator().manual_seed(seed))
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 5. Processes, stopping, and reading the losses back
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 5. Processes, stopping, and reading the losses back ═══════════════════════════════════════
 
 
 @dataclass
@@ -501,14 +481,10 @@ def agreed(proc: Process, *flags: bool) -> list[bool]:
 
 
 class StopSignal:
-    """Ctrl-C and a scheduler's SIGTERM (preemption, a plain `kill`) ask the loop to stop: the
-    running step finishes, its loss is checked, and a checkpoint is saved.  Stopping inside a
-    step could save weights already updated by a step whose loss was never checked, at a step
-    count one behind.  A second Ctrl-C stops at once (KeyboardInterrupt) and keeps the last
-    checkpoint.  The caller's handlers are back when the `with` block ends."""
-
-    def __init__(self):
-        self.asked = False
+    """Ctrl-C and a scheduler's SIGTERM ask the loop to stop: the running step finishes, its loss
+    is checked, and a checkpoint is saved (stopping inside a step could save weights updated by a
+    step whose loss was never checked).  A second Ctrl-C stops at once (KeyboardInterrupt) and
+    keeps the last checkpoint.  The caller's handlers are back when the `with` block ends."""
 
     def ask(self, signum, frame) -> None:
         if self.asked:
@@ -516,6 +492,7 @@ class StopSignal:
         self.asked = True
 
     def __enter__(self) -> StopSignal:
+        self.asked = False
         self.previous = {s: signal.signal(s, self.ask) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
 
@@ -586,9 +563,7 @@ def read_back(s: TrainState, proc: Process, bar, ckpt_path: Path) -> None:
     bar.update(len(losses))
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 6. Checkpoints: atomic writes, exact resume, and the run's record
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 6. Checkpoints: atomic writes, exact resume, and the run's record ═════════════════════════
 
 
 def run_config(args: argparse.Namespace, num_classes: int) -> dict:
@@ -749,9 +724,7 @@ def finish_ddp(model: DiT, seen: torch.Tensor, proc: Process) -> dict:
                 weights_identical=len(set(digests)) == 1)
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 7. What the run shows: loss curves, samples, FID
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 7. What the run shows: loss curves, samples, FID ══════════════════════════════════════════
 
 
 def smooth(values: list[float], window: int) -> np.ndarray:
@@ -899,9 +872,7 @@ def print_summary(metrics: dict, n_losses: int, images_done: int, elapsed: float
     print("wrote " + ", ".join(map(str, written)))
 
 
-# ════════════════════════════════════════════════════════════════════════════════════════════
-# 8. main: set up, train, save, show
-# ════════════════════════════════════════════════════════════════════════════════════════════
+# ══ 8. main: set up, train, save, show ════════════════════════════════════════════════════════
 
 
 def main(args: argparse.Namespace) -> None:

@@ -368,6 +368,7 @@ def test_precision_and_recall_are_measured_against_the_real_images_of_the_classe
     args = cfg.parse_args(["--checkpoint", str(checkpoint_file), "--data", str(real_folder), "--image-size", "8",
                            "--n", "20", "--classes", "2", "7", "--out", str(tmp_path)])
     per_class = fid.folder_class_features(real_folder, ColourStats(), cache_dir=None, progress=False)
+    args.photos, args.y_all = False, cfg.study_labels(args.n, args.classes)     # as cfg.main sets them
     ref = cfg.Reference(args, ColourStats(), [f"c{i}" for i in range(10)])
     np = pytest.importorskip("numpy")
     assert np.array_equal(ref.feats, np.concatenate([per_class["c2"][:10], per_class["c7"][:10]]))

@@ -164,3 +164,44 @@ def test_kaggle_split_by_content():
     for g in set(s.groups.tolist()):
         assert len(set(s.test[s.groups == g].tolist())) == 1
     assert 0.10 < summary["test"] / (summary["train"] + summary["test"]) < 0.15
+
+
+def test_photo_labels_keep_the_reference_mix_with_a_grid_first():
+    import cfg
+
+    ref = torch.tensor([2] * 15 + [0] * 30 + [1] * 12)
+    y = cfg.photo_labels(ref, 3)
+    assert torch.equal(torch.bincount(y), torch.bincount(ref))              # the same scene mix
+    assert y[:30].tolist() == [0] * 10 + [1] * 10 + [2] * 10                 # one scene per grid row
+    with pytest.raises(SystemExit, match="holds 5 images of scene 1, fewer than a grid row of 10"):
+        cfg.photo_labels(torch.tensor([0] * 20 + [1] * 5), 2)
+
+
+def test_guidance_study_on_photographs_measures_the_fit_in_their_scene_mix(tmp_path, monkeypatch):
+    """cfg.py on a model trained with --labels kmeans:3: the sets are drawn in the scene mix of
+    N training photographs and scored N against N, real vs real beside them (fid.Reference)."""
+    import cfg
+    import fid
+    from test_cfg import ColourStats
+
+    folder = tmp_path / "photos"
+    photo_folder(folder, n=120)
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, str(ROOT / "train_one_epoch.py"), "--data", str(folder), "--labels", "kmeans:3",
+                    "--image-size", "16", "--patch", "4", "--depth", "1", "--hidden", "32", "--heads", "2",
+                    "--batch-size", "8", "--max-steps", "2", "--no-samples", "--out", str(run),
+                    "--device", "cpu", "--precision", "fp32"], check=True, cwd=ROOT, capture_output=True)
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: ColourStats())
+    out = tmp_path / "study"
+    args = cfg.parse_args(["--quick", "--checkpoint", str(run / "checkpoint.pt"), "--data", str(folder),
+                           "--labels", "kmeans:3", "--image-size", "16", "--n", "45", "--w", "1",
+                           "--redraw-w", "--check-w", "--out", str(out)])
+    cfg.main(args)
+    ref_images, ref_labels, floor_images, _ = L.fid_reference(folder, 16, 45, "kmeans:3")
+    assert args.photos and torch.equal(torch.bincount(args.y_all), torch.bincount(ref_labels))
+    done = json.loads((out / "results.json").read_text())
+    pair = fid.Reference(ref_images, floor_images, ColourStats())
+    assert done["real_n45"]["fid"] == pytest.approx(pair.floor["fid"])       # N other photographs
+    images = cfg.load_set(out / "samples" / "w1_steps3_seed0_n45", 45)
+    assert done["w1_steps3_seed0_n45"]["fid"] == pytest.approx(pair.score_images(images)["fid"])
+    assert "training photographs" in (out / "results.md").read_text()

@@ -3,6 +3,8 @@
     python tools/recipe_study.py --dataset kaggle --data ../shared/data/landscape-pictures
     python tools/recipe_study.py --dataset procedural
     python tools/recipe_study.py --tables-only          # redraw report/recipe/ from results.csv
+    python tools/recipe_study.py --dataset kaggle --data ../shared/data/landscape-pictures \
+        --only fast --seeds 0 --points 200000 400000 700000 1000000   # the photograph model, on
 
 Every run trains DiT-Ti/4 at 32 px from the same seed and data order with train_one_epoch.py,
 in chunks: train to the next point (--max-steps, --resume), export the EMA, measure, go on.  So
@@ -60,11 +62,15 @@ ARMS = {
     "logit-normal": ["--t-sampling", "logit-normal"],                      # Esser et al. 2024
     "batch256": ["--batch-size", "256"],                                   # the paper's batch
     "fast": ["--recipe", "fast"],      # train_one_epoch.RECIPES: lr + min-snr + logit-normal
+    # The photographs without their scene labels, under the fast recipe: does conditioning on
+    # k-means scenes help, as cluster conditioning did on CIFAR-10 (Adaloglou et al. 2024)?
+    "one-class": ["--recipe", "fast", "--labels", "none"],
 }
 # The order runs are trained in: single changes first, then the combination and the second seeds
 # (the spread), then the larger batch (at equal images it takes a quarter of the steps).
 RUNS = [("paper", 0), ("lr", 0), ("min-snr", 0), ("logit-normal", 0), ("fast", 0), ("paper", 1),
         ("fast", 1), ("batch256", 0)]
+PHOTO_RUNS = [("one-class", 0)]                      # the photographs only: they have no labels of their own
 POINTS = [12_500, 25_000, 50_000, 100_000]          # training images seen, log-spaced
 MODEL = ["--model", "DiT-Ti/4", "--image-size", "32"]
 N, STEPS, SEED = 1000, 25, 0                         # samples per point, DDIM steps, x_T seed
@@ -128,7 +134,7 @@ def measure(export: Path, ref: fid.Reference, labels: np.ndarray, precision: str
     def noise(n: int) -> torch.Tensor:
         return torch.randn(n, *model.shape, generator=torch.Generator().manual_seed(SEED))
 
-    y_all = torch.from_numpy(labels).long()
+    y_all = torch.from_numpy(labels).long() % model.num_classes      # a one-class model: all 0
     found = ref.score_images(torch.cat([landscapes.to_uint8(draw(y, x_T))
                                         for y, x_T in zip(y_all.split(250), noise(len(y_all)).split(250))]))
     y = torch.arange(100) // 10 % model.num_classes
@@ -148,7 +154,7 @@ def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, la
            "--epochs", "100000", "--max-steps", str(steps), "--out", str(folder),
            "--export", str(folder / "ema.pt"), "--no-samples", "--ckpt-every", "200"]
     if data:
-        cmd += ["--data", data, "--labels", labels]
+        cmd += ["--data", data] + ([] if "--labels" in ARMS[arm] else ["--labels", labels])
     if (folder / "checkpoint.pt").is_file():
         cmd += ["--resume"]
     print(" ".join(cmd), flush=True)
@@ -163,10 +169,12 @@ def run_study(args: argparse.Namespace) -> None:
     ref, labels = reference(args.dataset, args.data, args.labels, runs, fid.load_inception())
     floor = ref.floor["fid"]
     precision = resolve_precision("auto", torch.device("cpu"))
-    for arm, seed in RUNS:
+    for arm, seed in RUNS + (PHOTO_RUNS if args.dataset == "kaggle" else []):
         if args.only and arm not in args.only:
             continue
-        for images in POINTS:
+        if args.seeds is not None and seed not in args.seeds:
+            continue
+        for images in args.points or POINTS:
             steps = images // batch_size(arm)                 # the point, in the run's own steps
             rows = read_rows(results)
             if any(r["recipe"] == arm and r["dataset"] == args.dataset and int(r["seed"]) == seed
@@ -301,6 +309,7 @@ def side_by_side(ds: str, rows: list[dict]) -> list[str]:
 
 
 def main() -> None:
+    global POINTS, N, REPORT
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--dataset", choices=["procedural", "kaggle"], default="procedural")
@@ -309,11 +318,14 @@ def main() -> None:
     ap.add_argument("--runs", default=str(ROOT / "runs" / "recipe"), help="the runs' checkpoints and EMA snapshots (results go to report/recipe/)")
     ap.add_argument("--only", nargs="+", choices=list(ARMS), default=None, metavar="RECIPE",
                     help=f"train and measure only these recipes (of {', '.join(ARMS)})")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="train and measure only these seeds")
+    ap.add_argument("--points", type=int, nargs="+", default=None, metavar="IMAGES",
+                    help=f"measure at these numbers of training images instead of {POINTS} "
+                         "(a run is continued to further points: the photograph model of REPORT.md)")
     ap.add_argument("--tables-only", action="store_true", help="redraw report/recipe/ from its results.csv")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 256 and 512 images, N = 64, into --runs (use another --runs)")
     args = ap.parse_args()
-    global POINTS, N, REPORT
     if args.quick:                          # a smoke test: two tiny points, nothing in report/
         POINTS, N, REPORT = [256, 512], 64, Path(args.runs) / "report"
     if args.tables_only:
