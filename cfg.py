@@ -246,7 +246,6 @@ def sample_set(model, tag: str, w: float, steps: int, seed: int, args, device,
     drawn_by = folder / "drawn_by.json"       # a set in progress is finished as it was begun
     if drawn_by.exists():
         begun = json.loads(drawn_by.read_text())
-        begun.setdefault("machine", NOT_RECORDED)                  # begun by an older cfg.py
         if (begun["dtype"], begun["model"]) != (args.precision, args.model_id):
             raise SystemExit(f"{folder} was begun with {begun['model']} in {begun['dtype']}; finish it "
                              f"with those (--precision {begun['dtype']}), or delete the folder to draw it anew")
@@ -385,7 +384,7 @@ def run_study(model, args, device: torch.device) -> list[dict]:
     out = Path(args.out)
     results_file = out / "results.json"
     done = read_results(results_file)
-    others = {r["model"] for r in done.values() if r["kind"] == "generated"} - {args.model_id, NOT_RECORDED}
+    others = {r["model"] for r in done.values() if r["kind"] == "generated"} - {args.model_id}
     if others:        # a set's tag does not name the model: resuming would mix two models' sets
         raise SystemExit(f"--out {out} holds a study of {', '.join(sorted(others))}, not {args.model_id}; "
                          f"pass another --out")
@@ -454,27 +453,14 @@ COLUMNS = ["kind", "w", "w_ho_salimans", "n", "steps", "seed", "fid", "precision
            "dtype", "machine", "command"]
 
 
-NOT_RECORDED = "not recorded"
-
-
 def read_results(path: Path) -> dict:
-    """results.json, {tag: row}, or {} before the first set.  Files of an older cfg.py, without a
-    set's dtype, model, machine and command or with one real-vs-real row, are read with those fields
-    "not recorded" and the row as real_n<N>."""
-    done = json.loads(path.read_text()) if path.exists() else {}
-    if "real" in done:
-        real = done.pop("real")
-        done.setdefault(f"real_n{real['n']}", real)
-    for row in done.values():
-        if row["kind"] == "generated":
-            for key in ("dtype", "model", "source", "machine", "command"):
-                row.setdefault(key, NOT_RECORDED)
-    return done
+    """results.json: {set tag: row, real_n<N>: the real-vs-real row}, or {} before the first set."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _title(done: dict, args) -> str:
     """The model(s) whose sets the results hold, else this call's."""
-    sources = sorted({r["source"] for r in done.values() if r["kind"] == "generated"} - {NOT_RECORDED})
+    sources = sorted({r["source"] for r in done.values() if r["kind"] == "generated"})
     return ", ".join(sources) or args.source
 
 
@@ -526,7 +512,7 @@ def results_markdown(done: dict, args) -> str:
               "from the same x_T and labels.  Precision and recall: Inception pool3 features, k = 3, against N "
               "test images; FID against the whole test set.  Real vs real: N training images against the same "
               "test set.")
-             + "  Real vs real is what a perfect model would score at that N.  Diversity: the mean pairwise "
+             + "  That is what a perfect model would score at that N.  Diversity: the mean pairwise "
              "distance of Inception features within a class (at w = 0 the label is ignored, so its \"classes\" "
              "mix them all and it is high).  dtype: the sampler's autocast dtype.  Seconds: wall time as the set "
              "was drawn, including other load on the machine.", "",

@@ -255,7 +255,7 @@ def main(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     done_file = out / "results.json"
     done = read_results(done_file)
-    mixed = {json.dumps(e["recipe"]) for e in _entries(done, args) if e["recipe"] != NOT_RECORDED} - {json.dumps(recipe(args))}
+    mixed = {json.dumps(e["recipe"]) for e in _entries(done, args)} - {json.dumps(recipe(args))}
     if mixed:                 # an arm's key does not name the recipe: skipping would mislabel it
         raise SystemExit(f"{done_file} holds arms trained with {', '.join(sorted(mixed))}, not {json.dumps(recipe(args))}; "
                          f"pass another --out (and --runs)")
@@ -302,9 +302,6 @@ COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "dataset", "fi
            "tokens", "gflops", "train_pflops", "images", "images_per_s", "smoothed_loss", "train_s"]
 
 
-NOT_RECORDED = "not recorded"          # what an older results.json lacks reads as this
-
-
 def recipe(args) -> dict:
     """The training flags every arm shares that its key leaves out."""
     shared = (dict(recipe=args.recipe) if args.recipe else dict(lr=args.lr, grad_clip=args.grad_clip))
@@ -316,7 +313,7 @@ def trained_in(metrics: dict) -> dict:
     """The precision and machine an arm was trained in, from its run's metrics.json: an arm
     trained by an earlier call (or elsewhere, its folder copied) and measured by this one was
     not necessarily trained in this call's."""
-    return {k: metrics.get(k, NOT_RECORDED) for k in ("precision", "machine")}
+    return {k: metrics[k] for k in ("precision", "machine")}
 
 
 def _suffix(args) -> str:
@@ -330,25 +327,9 @@ def _suffixes(done: dict) -> list[str]:
 
 
 def read_results(path: Path) -> dict:
-    """results.json: {arm key: entry, real_n<N>: the floor}, {} before the first arm.  A file of an
-    older sweep.py (one "real" row; entries without precision, machine and command) is read with
-    the row as real_n<N> and those fields "not recorded".  An entry's precision and machine are
-    those it was measured in; "trained" holds those it was trained in."""
-    done = json.loads(path.read_text()) if path.exists() else {}
-    if "real" in done:
-        real = done.pop("real")
-        done.setdefault(f"real_n{real['n']}", real)
-    for key, entry in done.items():
-        if not key.startswith("real_n"):
-            for field in ("precision", "machine", "command", "recipe"):
-                entry.setdefault(field, NOT_RECORDED)
-            # Rows of a sweep.py without the dataset and floor columns: the data its recipe names,
-            # and the floor measured at the arm's N.
-            data = entry["recipe"].get("data") if isinstance(entry["recipe"], dict) else None
-            entry["row"].setdefault("dataset", "procedural" if data is None else Path(data).resolve().name)
-            entry["row"].setdefault("fid_floor", done.get(f"real_n{key[key.rindex('-n') + 2:key.rindex('-s')]}", {}).get("fid"))
-            entry.setdefault("trained", dict(precision=NOT_RECORDED, machine=NOT_RECORDED))
-    return done
+    """results.json: {arm key: entry, real_n<N>: the floor}, {} before the first arm.  An entry's
+    precision and machine are those it was measured in; "trained" holds those it was trained in."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _entries(done: dict, args) -> list[dict]:

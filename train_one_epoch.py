@@ -81,35 +81,30 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = ap.add_argument_group("data")
     data.add_argument("--data", default=None,
-                      help="folder of images (flat = unlabelled, or class subfolders); "
-                           "default: the procedural landscapes, generated once into data/")
+                      help="folder of images (flat, or class subfolders), split by content into training "
+                           "and held-out images; default: the procedural landscapes, drawn once into data/")
     data.add_argument("--labels", default="auto", metavar="SPEC",
                       help="with --data: auto (class subfolders, else kmeans:10), kmeans:K (K scenes "
-                           "clustered on Inception features) or none (one class). A --data folder is "
-                           "split by content into training and held-out images (landscapes.py)")
+                           "clustered on Inception features) or none (one class)")
     data.add_argument("--image-size", type=int, default=32,
                       help="training resolution; 32 px keeps an epoch to minutes on 2 CPU cores")
     data.add_argument("--num-workers", type=int, default=0,
-                      help="0: batches are gathered from the uint8 images held on the training "
-                           "device (fastest); N > 0: N DataLoader workers gather them on the host "
-                           "(for data too large for the device's memory)")
+                      help="0: batches are indexed from the uint8 images on the training device (fastest); "
+                           "N: N DataLoader workers gather them on the host (data too large for the device)")
     model = ap.add_argument_group(
-        "model (DiT-Ti by default: the paper's shapes, CPU-sized; with --init-from or --resume, "
-        "the checkpoint's model, unless these flags say otherwise)")
+        "model (DiT-Ti/2 by default; with --init-from or --resume, the checkpoint's, unless these flags differ)")
     model.add_argument("--model", default=None, choices=list(DIT_CONFIGS), metavar="NAME",
-                       help="a named config from dit.py (e.g. DiT-S/4); sets depth, hidden, heads "
-                            "and patch, which the flags below then override")
+                       help="a named config of dit.py (e.g. DiT-S/4), which the flags below override")
     model.add_argument("--patch", "--patch-size", dest="patch", type=int, default=None,
                        help="patch size p (None: 2): tokens = (image/p)², the main cost knob")
     model.add_argument("--depth", type=int, default=None, help="DiT blocks N (None: 6)")
     model.add_argument("--hidden", type=int, default=None, help="width D (None: 256)")
     model.add_argument("--heads", type=int, default=None, help="attention heads (None: 4)")
     model.add_argument("--class-dropout", type=float, default=0.1,
-                       help="label dropout to the null class, so sampling can be guided (cfg.py; paper: 0.1)")
+                       help="label dropout to ∅, so sampling can be guided (cfg.py; paper: 0.1)")
     model.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None,
-                       help="RMS-normalise queries and keys (not in the paper): bounds the "
-                            "attention logits, whose growth made long runs diverge here "
-                            "(None: off, or as the checkpoint of --init-from/--resume)")
+                       help="RMS-normalise queries and keys (not in the paper): bounds the attention logits, "
+                            "whose growth made long runs diverge (None: off, or the checkpoint's)")
     diffusion = ap.add_argument_group("diffusion")
     diffusion.add_argument("--T", type=int, default=1000, help="diffusion steps (paper: 1000)")
     diffusion.add_argument("--schedule", default="linear", choices=SCHEDULES,
@@ -117,61 +112,50 @@ def parse_args(argv=None) -> argparse.Namespace:
     diffusion.add_argument("--t-sampling", default="uniform", choices=["uniform", "logit-normal"],
                            help="how t is drawn for the loss (paper: uniform; logit-normal: SD3)")
     diffusion.add_argument("--min-snr-gamma", type=float, default=None, metavar="γ",
-                           help="weight the loss by min(SNR, γ)/SNR (Min-SNR-γ, Hang et al. 2023; "
-                                "their γ: 5) (paper: none, L_simple)")
+                           help="weight the loss by min(SNR, γ)/SNR (Hang et al. 2023: γ = 5; paper: none)")
     optim = ap.add_argument_group("optimisation")
     optim.add_argument("--recipe", default="paper", choices=list(RECIPES),
-                       help="paper: the flags' defaults below; fast: --lr 3e-4 --warmup-steps 100 "
-                            "--grad-clip 1 --min-snr-gamma 5 --t-sampling logit-normal (explicit flags win)")
-    optim.add_argument("--batch-size", type=int, default=64,
-                       help="global batch (paper: 256); 64 fits a 2-core CPU's caches well")
+                       help="paper: the defaults below; fast: --lr 3e-4 --warmup-steps 100 --grad-clip 1 "
+                            "--min-snr-gamma 5 --t-sampling logit-normal (explicit flags win)")
+    optim.add_argument("--batch-size", type=int, default=64, help="global batch (paper: 256)")
     optim.add_argument("--lr", type=float, default=1e-4,
-                       help="AdamW learning rate: constant, or the peak with --warmup-steps/--decay-steps "
-                            "(paper: 1e-4, constant)")
+                       help="AdamW learning rate, the peak with --warmup-steps/--decay-steps (paper: 1e-4, constant)")
     optim.add_argument("--warmup-steps", type=int, default=0,
-                       help="raise the lr linearly over the first N steps (paper: 0). A run from "
-                            "--init-from starts AdamW's moments at zero, where its first steps "
-                            "move every weight by ≈ lr: a warm-up softens that jolt")
+                       help="raise the lr linearly over the first N steps (paper: 0); softens the jolt of a "
+                            "fresh AdamW on --init-from weights")
     optim.add_argument("--decay-steps", type=int, default=0,
-                       help="lower the lr linearly to 0 over the run's last N steps, those before "
-                            "--max-steps (or the last --epochs step) (paper: 0, constant). A "
-                            "cooldown at the end of a run, as in warmup-stable-decay schedules")
-    optim.add_argument("--grad-clip", type=float, default=None,
-                       help="clip the gradient norm to this value (paper: none)")
+                       help="lower the lr linearly to 0 over the last N steps before --max-steps or the last "
+                            "epoch (paper: 0): a warmup-stable-decay cooldown")
+    optim.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this (paper: none)")
     optim.add_argument("--ema-decay", type=float, default=0.9999,
                        help="EMA decay ceiling (paper: 0.9999), warmed up as (1+n)/(10+n)")
     optim.add_argument("--epochs", type=int, default=1, help="passes over the data")
     optim.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     optim.add_argument("--max-minutes", type=float, default=None,
-                       help="stop training after this many minutes in this process, then save, "
-                            "sample and export as at a normal end: a fixed compute budget "
-                            "(e.g. a lent GPU) with --epochs as the upper bound")
+                       help="stop after this many minutes in this process, then save, sample and export as "
+                            "at a normal end: a compute budget, --epochs the upper bound")
     run = ap.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds data order, noise, t and init")
     run.add_argument("--out", default=None, help="run folder (None: runs/DiT-<depth>x<width>-p<patch>-<size>px)")
     run.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                      help="continue from CKPT, or from <out>/checkpoint.pt when given alone")
     run.add_argument("--init-from", default=None, metavar="CKPT",
-                     help="start from the EMA weights of a trained model (a checkpoint.pt or an "
-                          "--export file) with a fresh optimiser: to train on where only the "
-                          "small export was kept, or to fine-tune")
+                     help="start from the EMA weights of a trained model (a checkpoint.pt or an --export "
+                          "file) with a fresh optimiser: to fine-tune, or go on from an export")
     run.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps")
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                      help="bf16 autocast where the hardware has bf16 units (auto), else fp32")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                     help="auto picks CUDA when present")
-    run.add_argument("--compile", action="store_true",
-                     help="torch.compile the model (a minute of compiling, then faster steps)")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
+    run.add_argument("--compile", action="store_true", help="torch.compile the model (a minute, then faster steps)")
     run.add_argument("--export", default=None, metavar="PATH",
-                     help="also write the EMA weights in bf16 with their config to PATH: the small "
-                          "file that ships under checkpoints/ (dit.load_dit_checkpoint reads both)")
+                     help="also write the EMA weights in bf16 with their config to PATH: the small file "
+                          "that ships under checkpoints/")
     run.add_argument("--export-every", type=int, default=None, metavar="N",
-                     help="also write the --export file every N steps as <export>-step<N>.pt: "
-                          "snapshots to fall back on if a long run degrades late")
+                     help="also write the export every N steps as <export>-step<N>.pt, to fall back on")
     run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps for samples and FID")
     run.add_argument("--fid", type=int, default=0, metavar="N",
-                     help="after training, FID of N samples against the held-out test set, and "
-                          "the floor (N training images against it); 5000 in the report")
+                     help="after training, FID of N samples against the held-out images, beside the floor "
+                          "(N training images against them)")
     run.add_argument("--no-samples", action="store_true", help="skip samples.png")
     chosen, _ = ap.parse_known_args(argv)             # the recipe's values, unless a flag overrides one
     ap.set_defaults(**RECIPES[chosen.recipe])

@@ -329,23 +329,6 @@ def test_a_set_keeps_the_dtype_and_command_it_was_begun_with(tmp_path, checkpoin
     (out / "samples" / "w4_steps3_seed0_n20" / "batch_000010.npy").unlink()
     with pytest.raises(SystemExit, match="begun with .* in fp32; finish it with those"):
         cfg.main(cfg.parse_args(argv[:-1] + ["bf16"]))
-    # A set begun by an older cfg.py, whose drawn_by.json names no machine, is finished as "not recorded".
-    drawn_by = out / "samples" / "w4_steps3_seed0_n20" / "drawn_by.json"
-    drawn_by.write_text(json.dumps({k: v for k, v in json.loads(drawn_by.read_text()).items() if k != "machine"}))
-    cfg.main(cfg.parse_args(argv))
-    assert json.loads((out / "results.json").read_text())["w4_steps3_seed0_n20"]["machine"] == "not recorded"
-
-
-def test_results_of_an_older_cfg_py_are_read_with_what_they_lack_not_recorded(tmp_path):
-    old = {k: v for k, v in _row(1, 20, "x").items() if k not in ("dtype", "model", "source", "machine", "command")}
-    real = dict(kind="real-vs-real", n=20, fid=5.0, precision=0.9, recall=0.9, diversity=1.0)
-    (tmp_path / "results.json").write_text(json.dumps({"w1_steps3_seed0_n20": old, "real": real}))
-    done = cfg.read_results(tmp_path / "results.json")
-    assert set(done) == {"w1_steps3_seed0_n20", "real_n20"}
-    assert done["w1_steps3_seed0_n20"]["command"] == done["w1_steps3_seed0_n20"]["machine"] == "not recorded"
-    args = cfg.parse_args(["--n", "20", "--steps", "3", "--out", str(tmp_path)])
-    args.source = "model.pt"
-    assert "| real vs real | | 20 |" in cfg.results_markdown(done, args)
 
 
 def test_labels_are_class_balanced_with_one_class_per_grid_row():
