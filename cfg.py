@@ -676,9 +676,7 @@ def main(args: argparse.Namespace) -> None:
     # Photographs with scene labels (or one class), not classes of their own: measured for fit (Reference).
     if args.data is not None:
         real_folders(args)                         # a bad --data fails now, not after the sampling
-    args.photos = args.data is not None and args.model is None and (
-        landscapes.parse_labels(args.labels) is not None
-        or landscapes.list_images(args.data)[2] == [landscapes.FLAT_CLASS_NAME])
+    args.photos = args.model is None and landscapes.without_own_classes(args.data, args.labels)
     if args.photos and args.classes is not None:
         raise SystemExit("--classes: a photo study draws every scene, in the mix of its reference photographs")
     if args.classes is None:

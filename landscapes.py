@@ -439,6 +439,13 @@ def parse_labels(spec: str) -> int | None:
 DEFAULT_SCENES = 10            # "auto" on a flat folder: 10 scenes, one per row of a 10×10 grid
 
 
+def without_own_classes(data: str | Path | None, labels: str = "auto") -> bool:
+    """Whether a --data folder trains on labels it does not have: k-means scenes or one class
+    (--labels kmeans:K or none, or auto on a flat folder).  Their counts are unequal, so the
+    studies draw samples in the data's own mix, not class-balanced."""
+    return data is not None and (parse_labels(labels) is not None or list_images(data)[2] == [FLAT_CLASS_NAME])
+
+
 @dataclass
 class PhotoSplit:
     """What `photo_split` found in a folder: each file's group, which files are kept, the split,

@@ -815,11 +815,11 @@ def evaluate_fid(ema: DiT, alpha_bar, data, args, device, precision: str) -> dic
 
     n = args.fid
     g = torch.Generator(device).manual_seed(args.seed + 1)
-    # The labels: class-balanced for the procedural classes (equal by construction); drawn in the
-    # training set's own mix for a --data folder (k-means scenes are unequal), which its held-out
-    # side shares, so that FID does not score a class mix the data lacks.
-    y_all = (torch.arange(n) % len(data.class_names) if args.data is None else
-             data.labels[torch.randint(len(data.labels), (n,), generator=torch.Generator().manual_seed(args.seed))])
+    # The labels: class-balanced, or for k-means scenes (unequal) in the training set's own mix,
+    # which its held-out side shares, so that FID does not score a class mix the data lacks.
+    y_all = torch.arange(n) % len(data.class_names)
+    if landscapes.without_own_classes(args.data, args.labels):
+        y_all = data.labels[torch.randint(len(data.labels), (n,), generator=torch.Generator().manual_seed(args.seed))]
     generated = [landscapes.to_uint8(sample_images(ema, alpha_bar, y, device, precision,
                                                    args.sample_steps, g))
                  for y in landscapes.progress_iter(y_all.split(args.batch_size), "sampling for FID", "batch")]

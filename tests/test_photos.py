@@ -178,26 +178,26 @@ def test_photo_labels_keep_the_reference_mix_with_a_grid_first():
 
 
 def test_guidance_study_on_photographs_measures_the_fit_in_their_scene_mix(tmp_path, monkeypatch):
-    """cfg.py on a model trained with --labels kmeans:3: the sets are drawn in the scene mix of
-    N training photographs and scored N against N, real vs real beside them (fid.Reference)."""
+    """cfg.py on a model of k-means scenes: the sets are drawn in the scene mix of N training
+    photographs and scored N against N, real vs real beside them (fid.Reference).  The Inception
+    network is ColourStats throughout (k-means included), the model a random micro DiT."""
     import cfg
     import fid
+    from dit import DiT
     from test_cfg import ColourStats
 
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: ColourStats())
     folder = tmp_path / "photos"
     photo_folder(folder, n=120)
-    run = tmp_path / "run"
-    subprocess.run([sys.executable, str(ROOT / "train_one_epoch.py"), "--data", str(folder), "--labels", "kmeans:3",
-                    "--image-size", "16", "--patch", "4", "--depth", "1", "--hidden", "32", "--heads", "2",
-                    "--batch-size", "8", "--max-steps", "2", "--no-samples", "--out", str(run),
-                    "--device", "cpu", "--precision", "fp32"], check=True, cwd=ROOT, capture_output=True)
-    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: ColourStats())
+    model = DiT(input_size=8, patch_size=2, in_channels=3, hidden_size=32, depth=2, num_heads=2, num_classes=3)
+    path = tmp_path / "model.pt"
+    torch.save(dict(config=dict(model=model.config, diffusion=dict(T=1000, schedule="linear")),
+                    ema=model.state_dict(), class_names=[f"scene{c}" for c in range(3)]), path)
     out = tmp_path / "study"
-    args = cfg.parse_args(["--quick", "--checkpoint", str(run / "checkpoint.pt"), "--data", str(folder),
-                           "--labels", "kmeans:3", "--image-size", "16", "--n", "45", "--w", "1",
-                           "--redraw-w", "--check-w", "--out", str(out)])
+    args = cfg.parse_args(["--quick", "--checkpoint", str(path), "--data", str(folder), "--labels", "kmeans:3",
+                           "--image-size", "8", "--n", "45", "--w", "1", "--redraw-w", "--check-w", "--out", str(out)])
     cfg.main(args)
-    ref_images, ref_labels, floor_images, _ = L.fid_reference(folder, 16, 45, "kmeans:3")
+    ref_images, ref_labels, floor_images, _ = L.fid_reference(folder, 8, 45, "kmeans:3")
     assert args.photos and torch.equal(torch.bincount(args.y_all), torch.bincount(ref_labels))
     done = json.loads((out / "results.json").read_text())
     pair = fid.Reference(ref_images, floor_images, ColourStats())
@@ -205,3 +205,13 @@ def test_guidance_study_on_photographs_measures_the_fit_in_their_scene_mix(tmp_p
     images = cfg.load_set(out / "samples" / "w1_steps3_seed0_n45", 45)
     assert done["w1_steps3_seed0_n45"]["fid"] == pytest.approx(pair.score_images(images)["fid"])
     assert "training photographs" in (out / "results.md").read_text()
+
+
+def test_a_folder_without_classes_of_its_own_is_told_apart(tmp_path):
+    flat, labelled = tmp_path / "flat", tmp_path / "labelled"
+    photo_folder(flat, n=4)
+    (labelled / "sea").mkdir(parents=True)
+    scene(np.random.default_rng(1), 2).save(labelled / "sea" / "a.png")
+    assert L.without_own_classes(flat) and L.without_own_classes(labelled, "kmeans:2")
+    assert L.without_own_classes(labelled, "none")
+    assert not L.without_own_classes(labelled) and not L.without_own_classes(None)
