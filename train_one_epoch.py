@@ -764,20 +764,13 @@ def sample_images(ema: DiT, alpha_bar, y: torch.Tensor, device, precision: str, 
     return x0.float().cpu()
 
 
-def sample_grid(ema: DiT, alpha_bar, num_classes: int, labelled: bool, device, precision: str,
-                num_steps: int, seed: int, n: int = 100) -> torch.Tensor:
-    """n images; the class is the row index of a √n × √n grid when the data is labelled."""
-    rows = int(math.sqrt(n))
-    y = (torch.arange(n) // rows) % num_classes if labelled else torch.zeros(n, dtype=torch.long)
-    return sample_images(ema, alpha_bar, y, device, precision, num_steps,
-                         torch.Generator(device).manual_seed(seed))
-
-
 def write_samples_png(ema: DiT, alpha_bar, data, args, s: TrainState, proc: Process, path: Path) -> None:
-    """samples.png: the 10×10 grid, one class per row, titled with the steps behind the model."""
+    """samples.png: a 10×10 grid, one class per row (labelled data), titled with the steps behind
+    the model."""
     num_classes = len(data.class_names)
-    x0 = sample_grid(ema, alpha_bar, num_classes, data.labelled, proc.device, proc.precision,
-                     args.sample_steps, args.seed)
+    y = (torch.arange(100) // 10) % num_classes if data.labelled else torch.zeros(100, dtype=torch.long)
+    x0 = sample_images(ema, alpha_bar, y, proc.device, proc.precision, args.sample_steps,
+                       torch.Generator(proc.device).manual_seed(args.seed))
     earlier = (s.init_from or {}).get("steps") or 0
     trained = f"{earlier + s.step} steps ({s.step} in this run)" if earlier else f"{s.step} steps"
     landscapes.save_image_grid(
