@@ -209,7 +209,7 @@ def test_guidance_study_on_photographs_measures_the_fit_in_their_scene_mix(tmp_p
 
 def test_a_folder_without_classes_of_its_own_is_told_apart(tmp_path):
     flat, labelled = tmp_path / "flat", tmp_path / "labelled"
-    photo_folder(flat, n=4)
+    photo_folder(flat, n=8)
     (labelled / "sea").mkdir(parents=True)
     scene(np.random.default_rng(1), 2).save(labelled / "sea" / "a.png")
     assert L.without_own_classes(flat) and L.without_own_classes(labelled, "kmeans:2")
