@@ -301,7 +301,8 @@ def side_by_side(ds: str, rows: list[dict]) -> list[str]:
         for ax, path in zip(axes, paths):
             ax.imshow(np.asarray(Image.open(path)))
             ax.axis("off")
-        names = " and ".join(r["recipe"] for r in shown)
+        names = [r["recipe"] for r in shown]
+        names = ", ".join(names[:-1]) + " and " + names[-1]
         fig.suptitle(f"{ds}: the {names} recipes after {images:,} training images, from the same x_T")
         fig.tight_layout()
         out = REPORT / f"grids_{ds}.png"
