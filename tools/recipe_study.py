@@ -4,7 +4,7 @@
     python tools/recipe_study.py --dataset procedural
     python tools/recipe_study.py --tables-only          # redraw report/recipe/ from results.csv
     python tools/recipe_study.py --dataset kaggle --data ../shared/data/landscape-pictures \
-        --only lr --seeds 0 --points 200000 400000 700000 1000000   # the photograph model, on
+        --only lr --seeds 0 --points 200000 400000 700000 1000000   # the photograph model
 
 Every run trains DiT-Ti/4 at 32 px from the same seed and data order with train_one_epoch.py,
 in chunks: train to the next point (--max-steps, --resume), export the EMA, measure, go on.  So
