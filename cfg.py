@@ -312,17 +312,16 @@ class Reference:
       counts; real vs real: N training images with the same counts.
     - Photographs without classes of their own (our DiT trained on a flat --data folder, with
       scene labels): the held-out side (~500 photographs for the Kaggle set) is too small for
-      N = 1,000, so the fit is measured, as in sweep.py and
-      tools/recipe_study.py: N training photographs (landscapes.fid_reference, whose scene mix
-      the sets are drawn in: args.y_all), N against N (fid.Reference); real vs real: N *other*
+      N = 1,000, so the fit is measured, as in sweep.py and tools/recipe_study.py: N training
+      photographs (landscapes.fid_reference, read once into args.photo_reference; the sets are
+      drawn in their scene mix, args.y_all), N against N (fid.Reference); real vs real: N *other*
       training photographs.
     class_names: the model's, which args.classes index."""
 
     def __init__(self, args, inception, class_names: list[str]):
         self.inception = inception
         if args.photos:
-            ref_images, ref_labels, floor_images, _ = landscapes.fid_reference(
-                args.data, args.image_size, args.n, args.labels)
+            ref_images, ref_labels, floor_images, _ = args.photo_reference     # read once, in main
             pair = fid.Reference(ref_images, floor_images, inception)
             self.mu = None
             self.feats = pair.feats
@@ -689,12 +688,12 @@ def main(args: argparse.Namespace) -> None:
             raise SystemExit(f"--explain-class {args.explain_class}: use 0 … {model.num_classes - 1}")
         return explain(model, args, device)
     args.y_all = study_labels(args.n, args.classes)            # the labels of every set
-    if args.photos:
+    if args.photos:               # the reference photographs (and their scene mix) for Reference
         try:
-            args.y_all = photo_labels(landscapes.fid_reference(args.data, args.image_size, args.n, args.labels)[1],
-                                      model.num_classes)
+            args.photo_reference = landscapes.fid_reference(args.data, args.image_size, args.n, args.labels)
         except ValueError as e:
             raise SystemExit(f"--n {args.n}: {e}") from None
+        args.y_all = photo_labels(args.photo_reference[1], model.num_classes)
     if not args.no_metrics and not args.tables_only:
         if args.model and args.data is None:
             raise SystemExit("--model: the metrics need real images of its classes (--data DIR, one subfolder "

@@ -84,7 +84,9 @@ class LabelEmbedder(nn.Module):
         self.embedding_table = nn.Embedding(num_classes + 1, hidden_size)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:                  # y: (B,) int64
-        # Checked on the CPU and in eval() only: reading y back would stall every GPU step.
+        if y.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"labels must be integers, got {y.dtype}")
+        # The range is checked on the CPU and in eval() only: reading y back would stall every GPU step.
         if not torch.compiler.is_compiling() and y.numel() and (y.device.type == "cpu" or not self.training) \
                 and y.device.type != "meta" and (y.min() < 0 or y.max() > self.num_classes):
             raise ValueError(f"labels must lie in 0 … {self.num_classes - 1}, or be {self.num_classes} for "

@@ -305,9 +305,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit("--init-from starts a new run and --resume continues one: pass only one")
     if args.export_every is not None and (args.export_every < 1 or args.export is None):
         raise SystemExit("--export-every N needs N ≥ 1 and an --export path to name the snapshots after")
-    for name in ("max_minutes", "min_snr_gamma"):
+    for name, why in (("max_minutes", ""), ("min_snr_gamma", " (Hang et al. use 5)")):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
-            raise SystemExit(f"--{name.replace('_', '-')} must be positive")
+            raise SystemExit(f"--{name.replace('_', '-')} must be positive{why}")
     try:
         landscapes.parse_labels(args.labels)
     except ValueError as e:
