@@ -23,7 +23,7 @@ that gradient further, to images that look more like their class (precision up) 
 coverage of the real images (recall down).  What the study measures on our model is in
 REPORT.md, Task 5: recall falls as w grows, but the within-class feature spread does not.
 
-What the study writes into --out (default report/cfg/):
+What the study writes into --out (default report/cfg/; for another model runs/cfg_<its name>/):
   grid_w<w>_steps<S>_seed<s>_n<N>.png
                         a 10×10 grid for each set (one class per row; the same x_T for every w)
   grids.png             every w's grid side by side
@@ -675,6 +675,12 @@ def main(args: argparse.Namespace) -> None:
     # Photographs with scene labels (or one class), not classes of their own: measured for fit (Reference).
     if args.data is not None:
         real_folders(args)                         # a bad --data fails now, not after the sampling
+    elif args.model is None and model.class_names != landscapes.CLASS_NAMES and not args.no_metrics:
+        # e.g. the photograph model in a clone without the photographs: the procedural landscapes
+        # are no reference for it, so draw the grids and say what the metrics need.
+        print(f"note: {args.source} was trained on other images than the procedural landscapes "
+              f"(classes {', '.join(model.class_names[:3])} …); grids only — pass --data DIR for FID")
+        args.no_metrics = True
     args.photos = args.model is None and landscapes.without_own_classes(args.data, args.labels)
     if args.photos and args.classes is not None:
         raise SystemExit("--classes: a photo study draws every scene, in the mix of its reference photographs")
@@ -755,7 +761,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="autocast dtype; auto: bf16 where the hardware has fast bf16, else fp32")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
-    ap.add_argument("--out", default="report/cfg", help="output folder")
+    ap.add_argument("--out", default=None,
+                    help="output folder; None: report/cfg for the shipped model, else runs/cfg_<checkpoint name>")
     ap.add_argument("--quick", action="store_true",
                     help="tiny end to end: w 0 1 4, N 20, 3 steps, a redraw at 4, a check at 6 steps, eager")
     args = ap.parse_args(argv)
@@ -768,6 +775,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for flag, value in quick.items():
             if flag not in explicit:
                 setattr(args, flag[2:].replace("-", "_"), value)
+    if args.out is None:            # a study of another model never meets the shipped model's results
+        shipped = args.model is None and Path(args.checkpoint).resolve() == SHIPPED
+        args.out = "report/cfg" if shipped else f"runs/cfg_{Path(args.model or args.checkpoint).stem}"
     if not 0 <= args.interval[0] < args.interval[1]:
         raise SystemExit(f"--interval {args.interval[0]:g} {args.interval[1]:g}: use 0 ≤ SIGMA_LO < SIGMA_HI "
                          f"(e.g. 0.28 5.42)")

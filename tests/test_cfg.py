@@ -132,6 +132,21 @@ def test_cli_errors_are_one_line(tmp_path, checkpoint_file):
         cfg.main(cfg.parse_args(ckpt + ["--data", str(tmp_path / "nowhere"), "--w", "1"]))
 
 
+def test_a_model_of_other_images_without_their_folder_draws_grids_only(tmp_path, checkpoint_file, capsys):
+    """The photograph model in a clone without the photographs (`cfg.py --checkpoint <it> --w 0 4`):
+    the procedural landscapes are no reference for its classes, so it draws the grids, says that FID
+    needs --data, and writes into a folder of its own, never into the shipped model's report/cfg."""
+    assert cfg.parse_args([]).out == "report/cfg"
+    assert cfg.parse_args(["--checkpoint", str(checkpoint_file)]).out == "runs/cfg_model"
+    out = tmp_path / "study"
+    cfg.main(cfg.parse_args(["--quick", "--checkpoint", str(checkpoint_file), "--w", "0", "4", "--redraw-w",
+                             "--check-w", "--out", str(out)]))
+    assert "grids only — pass --data DIR for FID" in capsys.readouterr().out
+    rows = [r for r in csv.DictReader(open(out / "results.csv")) if r["kind"] == "generated"]
+    assert [float(r["w"]) for r in rows] == [0, 4] and all(not r.get("fid") for r in rows)
+    assert (out / "grid_w4_steps3_seed0_n20.png").exists()
+
+
 def test_a_scale_the_model_cannot_do_is_named_by_the_flag_it_came_from(tmp_path):
     """A model trained without label dropout can sample only w = 1: the error names the flag and
     the scale that asked for more, whether the user typed it or it is a flag's default."""
