@@ -4,6 +4,8 @@
     python tools/recipe_study.py --dataset procedural
     python tools/recipe_study.py --tables-only          # redraw report/recipe/ from results.csv
     python tools/recipe_study.py --dataset kaggle --data ../shared/data/landscape-pictures \
+        --score checkpoints/dit_landscapes.pt           # any model, scored like the points
+    python tools/recipe_study.py --dataset kaggle --data ../shared/data/landscape-pictures \
         --only lr --seeds 0 --points 200000 400000 700000 1000000   # the photograph model
 
 Every run trains DiT-Ti/4 at 32 px from the same seed and data order with train_one_epoch.py,
@@ -51,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 import fid                                                    # noqa: E402
 import landscapes                                             # noqa: E402
 from dit import TrainedDiT, conditional_eps, draw_samples    # noqa: E402
-from machine import resolve_precision, tune_cpu               # noqa: E402
+from machine import describe_machine, resolve_precision, tune_cpu  # noqa: E402
 
 # Each arm is one change to the paper's recipe (AdamW lr 1e-4 constant, batch 64, uniform t,
 # ε-prediction, L_simple), given as the trainer's flags; `combined` is the three winners at once.
@@ -205,6 +207,36 @@ def run_study(args: argparse.Namespace) -> None:
             tables()
 
 
+def score(args: argparse.Namespace) -> None:
+    """--score: a model from outside the study measured exactly as its points are (the same N,
+    x_T, labels and reference), a row of report/recipe/scored.csv.  The procedural model, which
+    never saw a photograph, is the photographs' "knows nothing" line; the photograph model's
+    held-out score is train_one_epoch.py --fid's."""
+    path = Path(args.score)
+    if not path.is_file():
+        raise SystemExit(f"--score: {path} does not exist; give a checkpoint or an --export file")
+    ref, labels = reference(args.dataset, args.data, args.labels, Path(args.runs), fid.load_inception())
+    precision = resolve_precision("auto", torch.device("cpu"))
+    m = measure(path, ref, labels, precision, REPORT / "grids" / f"{args.dataset}-score-{path.stem}.png",
+                f"{path.name} on {args.dataset}")
+    floor = ref.floor["fid"]
+    row = dict(model=path.name, dataset=args.dataset, fid=f"{m['fid']:.2f}", fid_floor=f"{floor:.2f}",
+               fid_ratio=f"{m['fid'] / floor:.2f}", n=N, precision=f"{m['precision']:.3f}",
+               recall=f"{m['recall']:.3f}", machine=describe_machine(torch.device("cpu")))
+    out = REPORT / "scored.csv"
+    rows = [r for r in (list(csv.DictReader(open(out))) if out.is_file() else [])
+            if (r["model"], r["dataset"]) != (row["model"], row["dataset"])] + [row]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            w.writeheader()
+            w.writerows(rows)
+    landscapes.atomic_write(out, write)
+    print(f"{path.name} on {args.dataset}: FID {m['fid']:.2f} = {m['fid'] / floor:.2f}× the floor {floor:.2f} "
+          f"(N = {N}), P {m['precision']:.3f} R {m['recall']:.3f}; in {out}")
+
+
 # ── the tables and plots ──
 
 def tables() -> None:
@@ -328,6 +360,8 @@ def main() -> None:
                     help=f"measure at these numbers of training images instead of {POINTS} "
                          "(a run is continued to further points: the photograph model of REPORT.md)")
     ap.add_argument("--tables-only", action="store_true", help="redraw report/recipe/ from its results.csv")
+    ap.add_argument("--score", default=None, metavar="CKPT",
+                    help="instead, score this model like the study's points (a row of report/recipe/scored.csv)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 256 and 512 images, N = 64, into --runs (use another --runs)")
     args = ap.parse_args()
@@ -339,7 +373,7 @@ def main() -> None:
         raise SystemExit("--dataset kaggle needs --data <the photo folder>; --dataset procedural takes none")
     torch.set_num_threads(os.cpu_count() or 1)
     tune_cpu(torch.device("cpu"))
-    run_study(args)
+    score(args) if args.score else run_study(args)
 
 
 if __name__ == "__main__":
