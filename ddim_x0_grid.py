@@ -13,7 +13,7 @@ very end; x̂0 is the model's *current belief* about the image, and watching it 
 in which a diffusion model decides things: first the layout and the colours (sky above, ground
 below, the class's palette), then shapes, and only in the last steps the fine detail.
 
-What it writes into --out (default report/ddim_x0):
+What it writes into --out (default report/ddim_x0; for another model runs/ddim_x0_<its name>):
   x0_step<k>_t<t>.png   the 10×10 grid of x̂0 at each shown step (one class per row)
   final.png             the final samples (= x̂0 of the last step, where ᾱ_prev = 1)
   overview.png          one panel per shown step, labelled with t (x_t under x̂0 with --show-xt)
@@ -197,8 +197,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="autocast dtype; auto: bf16 where the hardware has fast bf16 (as the FID "
                          "samples are drawn), else fp32")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
-    ap.add_argument("--out", default="report/ddim_x0", help="output folder")
+    ap.add_argument("--out", default=None,
+                    help="output folder; None: report/ddim_x0 for the shipped model, else runs/ddim_x0_<model name>")
     args = ap.parse_args(argv)
+    if args.out is None:            # another model's grids never overwrite the shipped model's
+        shipped = args.model is None and Path(args.checkpoint).resolve() == SHIPPED
+        args.out = "report/ddim_x0" if shipped else f"runs/ddim_x0_{Path(args.model or args.checkpoint).stem}"
     if args.n < 1 or args.nrow < 1 or args.steps < 1:
         raise SystemExit("--n, --nrow and --steps must be at least 1")
     if not 0 <= args.eta <= 1:

@@ -32,6 +32,12 @@ def args_for(tmp_path, *extra):
     return grid.parse_args(["--out", str(tmp_path), "--n", "4", "--nrow", "2", "--steps", "6", *extra])
 
 
+def test_another_models_grids_never_overwrite_the_shipped_models(checkpoint):
+    assert grid.parse_args([]).out == "report/ddim_x0"
+    assert grid.parse_args(["--checkpoint", str(checkpoint)]).out == "runs/ddim_x0_small"
+    assert grid.parse_args(["--checkpoint", str(checkpoint), "--out", "x"]).out == "x"
+
+
 def test_show_steps_spread_and_always_include_the_last():
     assert grid.pick_show_steps(50, None) == [0, 5, 11, 16, 22, 27, 33, 38, 44, 49]
     assert grid.pick_show_steps(4, None) == [0, 1, 2, 3]
