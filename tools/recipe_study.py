@@ -306,6 +306,8 @@ def speedup_table(ds: str, curves: dict, floor: float) -> list[str]:
             out.append(f"| {arm} | {seed} | {last} | not yet reached | – |")
         elif need is None:
             out.append(f"| {arm} | {seed} | {last} | not reached | < 1× |")
+        elif need == pts[0][0] and pts[0][1] < target:            # below it at its first point
+            out.append(f"| {arm} | {seed} | {last} | ≤ {need:,} (its first point) | ≥ {budget / need:.2f}× |")
         else:
             out.append(f"| {arm} | {seed} | {last} | {need:,.0f} | {budget / need:.2f}× |")
     return out + [""]
