@@ -107,10 +107,10 @@ def plan_arms(args) -> list[dict]:
     return planned
 
 
-def gflops_of(knobs: dict, image_size: int) -> float:
+def gflops_of(knobs: dict, image_size: int, width: int = WIDTH) -> float:
     """Forward GFLOPs of one image for an arm's shape (built on the meta device: no weights)."""
     with torch.device("meta"):
-        model = DiT(input_size=image_size, patch_size=knobs["patch"], hidden_size=WIDTH, depth=knobs["depth"],
+        model = DiT(input_size=image_size, patch_size=knobs["patch"], hidden_size=width, depth=knobs["depth"],
                     num_heads=knobs["heads"], num_classes=10)
     return forward_gflops(model)
 
@@ -118,7 +118,7 @@ def gflops_of(knobs: dict, image_size: int) -> float:
 def flops_matched_budget(args, patch: int) -> int:
     """Training images for the base arm to spend the FLOPs that the patch-`patch` arm spends on
     --budget-images, rounded to whole batches."""
-    ratio = gflops_of({**BASE, "patch": patch}, args.image_size) / gflops_of(BASE, args.image_size)
+    ratio = gflops_of({**BASE, "patch": patch}, args.image_size, args.width) / gflops_of(BASE, args.image_size, args.width)
     return round(args.budget_images * ratio / args.batch_size) * args.batch_size
 
 
@@ -128,7 +128,7 @@ def train_command(arm: dict, args) -> list[str]:
     budget = arm.get("budget", args.budget_images)
     cmd = [sys.executable, str(ROOT / "train_one_epoch.py"),
            "--patch", str(k["patch"]), "--depth", str(k["depth"]), "--heads", str(k["heads"]),
-           "--hidden", str(WIDTH), "--T", str(k["T"]), "--schedule", "linear",
+           "--hidden", str(args.width), "--T", str(k["T"]), "--schedule", "linear",
            "--batch-size", str(args.batch_size), "--epochs", "100000",
            "--max-steps", str(budget // args.batch_size), "--seed", str(arm["seed"]),
            *(["--recipe", args.recipe] if args.recipe else
@@ -374,7 +374,7 @@ def results_markdown(done: dict, args) -> str:
     measured = ", ".join(dict.fromkeys(f"{e['precision']} on {e['machine']}" for e in entries)) or "–"
     commands = list(dict.fromkeys(e["command"] for e in entries))
     others = [s for s in _suffixes(done) if s != _suffix(args)]
-    lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {WIDTH}, 32 px)", "",
+    lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {args.width}, 32 px)", "",
              f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, "
              + (f"train_one_epoch.py --recipe {args.recipe}, " if args.recipe else
                 f"lr {args.lr:g}, gradient clipping {args.grad_clip:g}, ")
@@ -569,7 +569,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="output folder; None: report/sweep (report/sweep_b<budget> at another --budget-images, "
                          "runs/sweep_quick/report with --quick)")
     ap.add_argument("--quick", action="store_true",
-                    help="tiny end to end: T 100 1000, patch 4 8, 256 images, N 20, 3 steps")
+                    help="tiny end to end: T 100 1000, patch 4 8, width 64, 256 images, N 20, 3 steps")
     ap.add_argument("--tables-only", action="store_true",
                     help="rewrite results.md/csv and the figures from <out>/results.json, without "
                          "training or sampling (with the sweep's own flags, which the tables state)")
@@ -579,6 +579,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.T, args.depth, args.heads, args.patch = [100, 1000], [], [], [4, 8]
         args.budget_images, args.batch_size, args.n, args.steps, args.eval_batch = 256, 32, 20, 3, 20
+    args.width = 64 if args.quick else WIDTH        # --quick: a quarter of the width, 4× faster to sample
     # A sweep at another budget keeps its own folders: the committed report/sweep is the default's.
     tail = "_quick" if args.quick else "" if args.budget_images == DEFAULT_BUDGET else f"_b{args.budget_images}"
     args.runs = args.runs or f"runs/sweep{tail}"
@@ -589,8 +590,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise SystemExit(f"--{axis} {bad}: values must be positive")
     if any(args.image_size % p for p in args.patch):
         raise SystemExit(f"--patch {args.patch}: every patch size must divide --image-size {args.image_size}")
-    if any(WIDTH % h for h in args.heads):
-        raise SystemExit(f"--heads {args.heads}: every head count must divide the width {WIDTH}")
+    if any(args.width % h for h in args.heads):
+        raise SystemExit(f"--heads {args.heads}: every head count must divide the width {args.width}")
     if args.budget_images < args.batch_size or args.n < 4 or args.steps < 1:
         raise SystemExit("--budget-images must be at least one batch, --n at least 4, --steps at least 1")
     return args
