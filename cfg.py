@@ -51,10 +51,9 @@ import torch
 
 import fid
 import landscapes
-from dit import conditional_eps, ddim_sample, draw_samples, load_sampling_model, predict_x0
+from dit import SHIPPED, conditional_eps, ddim_sample, draw_samples, load_sampling_model, output_folder, predict_x0
 from machine import describe_machine, pick_device, resolve_precision, tune_cpu
 
-SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 FULL_STUDY = [0, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10]
 
 # ══ 1. The guidance rule: the one home of classifier-free guidance in this project ════════════
@@ -775,9 +774,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for flag, value in quick.items():
             if flag not in explicit:
                 setattr(args, flag[2:].replace("-", "_"), value)
-    if args.out is None:            # a study of another model never meets the shipped model's results
-        shipped = args.model is None and Path(args.checkpoint).resolve() == SHIPPED
-        args.out = "report/cfg" if shipped else f"runs/cfg_{Path(args.model or args.checkpoint).stem}"
+    args.out = args.out or output_folder("report/cfg", args.checkpoint, args.model)
     if not 0 <= args.interval[0] < args.interval[1]:
         raise SystemExit(f"--interval {args.interval[0]:g} {args.interval[1]:g}: use 0 ≤ SIGMA_LO < SIGMA_HI "
                          f"(e.g. 0.28 5.42)")

@@ -35,10 +35,9 @@ import numpy as np
 import torch
 
 import landscapes
-from dit import autocast, ddim_sample, load_sampling_model
+from dit import SHIPPED, autocast, ddim_sample, load_sampling_model, output_folder
 from machine import pick_device, resolve_precision, tune_cpu
 
-SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"
 
 # ══ 1. Sampling and recording the trajectory ══════════════════════════════════════════════════
 
@@ -200,9 +199,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", default=None,
                     help="output folder; None: report/ddim_x0 for the shipped model, else runs/ddim_x0_<model name>")
     args = ap.parse_args(argv)
-    if args.out is None:            # another model's grids never overwrite the shipped model's
-        shipped = args.model is None and Path(args.checkpoint).resolve() == SHIPPED
-        args.out = "report/ddim_x0" if shipped else f"runs/ddim_x0_{Path(args.model or args.checkpoint).stem}"
+    args.out = args.out or output_folder("report/ddim_x0", args.checkpoint, args.model)
     if args.n < 1 or args.nrow < 1 or args.steps < 1:
         raise SystemExit("--n, --nrow and --steps must be at least 1")
     if not 0 <= args.eta <= 1:

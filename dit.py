@@ -543,6 +543,18 @@ def load_sampling_model(checkpoint=None, hub_model: str | None = None, device="c
         raise SystemExit(f"--checkpoint: {e}") from None
 
 
+SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "dit_landscapes.pt"    # the shipped model
+
+
+def output_folder(report: str, checkpoint, hub_model: str | None) -> str:
+    """Where a sampling script writes when --out is not given: its committed `report` folder for
+    the shipped model, runs/<that folder's name>_<model name> for any other, so that another
+    model's outputs never overwrite the shipped model's."""
+    if hub_model is None and Path(checkpoint).resolve() == SHIPPED:
+        return report
+    return f"runs/{Path(report).name}_{Path(hub_model or checkpoint).stem}"
+
+
 # ══ 8. bf16 autocast ══════════════════════════════════════════════════════════════════════════
 
 

@@ -95,12 +95,12 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def write_rows(path: Path, rows: list[dict]) -> None:
+def write_rows(path: Path, rows: list[dict], columns: list[str] = COLUMNS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w = csv.DictWriter(f, fieldnames=columns)
             w.writeheader()
             w.writerows(rows)
     landscapes.atomic_write(path, write)
@@ -224,15 +224,8 @@ def score(args: argparse.Namespace) -> None:
                fid_ratio=f"{m['fid'] / floor:.2f}", n=N, precision=f"{m['precision']:.3f}",
                recall=f"{m['recall']:.3f}", machine=describe_machine(torch.device("cpu")))
     out = REPORT / "scored.csv"
-    rows = [r for r in (list(csv.DictReader(open(out))) if out.is_file() else [])
-            if (r["model"], r["dataset"]) != (row["model"], row["dataset"])] + [row]
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            w.writeheader()
-            w.writerows(rows)
-    landscapes.atomic_write(out, write)
+    rows = [r for r in read_rows(out) if (r["model"], r["dataset"]) != (row["model"], row["dataset"])]
+    write_rows(out, rows + [row], list(row))
     print(f"{path.name} on {args.dataset}: FID {m['fid']:.2f} = {m['fid'] / floor:.2f}× the floor {floor:.2f} "
           f"(N = {N}), P {m['precision']:.3f} R {m['recall']:.3f}; in {out}")
 
