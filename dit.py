@@ -13,10 +13,8 @@ Every block is conditioned by adaLN-Zero: a LayerNorm without its own affine par
 shift and scale — and a per-channel gate on the residual branch — are regressed from c.  The
 regressing layer starts at zero, so every block starts as the identity (see `DiTBlock`).
 
-Sections: 1 embeddings, 2 the adaLN-Zero block, 3 the model, 4 the paper's named configs
-(`build_dit`), 5 FLOP counting (`forward_gflops`), 6 the DDIM sampler (`ddim_sample`, which
-yields x̂0 at every step), 7 loading a trained model (`TrainedDiT`, `load_sampling_model`; the
-paper's DiT-XL/2 comes through diffusers_dit.py behind the same interface), 8 bf16 autocast.
+Sections: 1 embeddings, 2 the adaLN-Zero block, 3 the model, 4 named configs, 5 FLOP counting,
+6 the DDIM sampler (it yields x̂0 at every step), 7 loading a trained model, 8 bf16 autocast.
 
 `python dit.py` prints the configs with their parameters and GFLOPs at 32×32×3 (seconds).
 Shapes use one legend: B batch, C channels, H, W height and width, T tokens, D width, p patch.
@@ -69,12 +67,10 @@ def sincos_2d_pos_embed(dim: int, grid_size: int) -> torch.Tensor:
 class LabelEmbedder(nn.Module):
     """Class label → D-dim vector, with label dropout for classifier-free guidance.
 
-    The table has num_classes + 1 rows: row `num_classes` is the null class ∅.  In training
-    (model.train()) each label is replaced by ∅ with probability `dropout_prob`, so one network
-    learns both ε̂(x_t, t, y) and ε̂(x_t, t, ∅); cfg.py mixes the two at sampling time.  In
-    model.eval() nothing is dropped — forgetting eval() silently drops 10% of the labels.
-    DiT's code adds the ∅ row only when dropout_prob > 0; here it is always there (cfg.py asks
-    model.learnt_null instead), so with no dropout the count is D parameters above DiT's.
+    The table has num_classes + 1 rows: row `num_classes` is the null class ∅ (always there;
+    DiT's code adds it only when dropout_prob > 0).  In model.train() each label becomes ∅ with
+    probability `dropout_prob`, so one network learns both ε̂(x_t, t, y) and ε̂(x_t, t, ∅), which
+    cfg.py mixes at sampling time.  In model.eval() nothing is dropped.
     """
 
     def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float):
@@ -119,9 +115,8 @@ class Attention(nn.Module):
     logits.  Without it they can grow until softmax puts all weight on one token (entropy
     collapse) and training diverges: REPORT.md, "Divergence and QK-norm", shows it in block 0."""
 
-    # softmax(Q Kᵀ / √d_h) V by PyTorch's fused kernel, which never stores the (T × T) scores:
-    # fast, and O(T) memory.  (machine.tune_cpu swaps in a written-out one on CPUs where that
-    # is faster; the numbers are the same.)
+    # softmax(Q Kᵀ / √d_h) V by PyTorch's fused kernel, which never stores the (T × T) scores
+    # (machine.tune_cpu swaps in a written-out one on CPUs where that is faster; same numbers).
     kernel = staticmethod(F.scaled_dot_product_attention)
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = False):
@@ -382,10 +377,8 @@ def ddim_timesteps(T: int, num_steps: int, spacing: str = "leading") -> list[int
         k = T // num_steps
         return [i * k for i in reversed(range(num_steps))]
     if spacing == "trailing":
-        # The expression of Lin et al.'s Table 2 and of diffusers, in NumPy on purpose: at a tie
-        # (T − i·T/n = j + ½, e.g. n = 48) arange's float steps land a hair above or below it,
-        # and that decides the rounding, so only the same expression gives the same steps.
-        # arange can also overshoot by one element, a t = −1 (n = 61 at T = 1000): [:n] drops it.
+        # Lin et al.'s and diffusers' expression, in NumPy on purpose: at a tie (e.g. n = 48)
+        # arange's float error decides the rounding.  [:n] drops arange's overshoot (n = 61).
         t = np.round(np.arange(T, 0, -T / num_steps)).astype(np.int64) - 1
         return t[:num_steps].tolist()
     raise ValueError(f"spacing must be 'leading' or 'trailing', got {spacing!r}")
@@ -430,10 +423,7 @@ def ddim_sample(
     η = 0 is deterministic (an ODE solver).  η = 1 over all T steps is exactly DDPM's ancestral
     sampler with σ_t² = β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t) · β_t (DDPM §3.2): with ᾱ_t/ᾱ_t' = 1 − β_t
     eq. 16 gives β̃_t, and eq. 12's mean is DDPM's posterior mean μ̃_t(x_t, x̂0) (DDPM eq. 7).
-    On a strided subsequence it is the DDPM sampler of that shorter chain.
-    With clip_x0 = c, x̂0 is clamped to [−c, c] and ε̂ re-derived from the clamped x̂0
-    (`predict_x0`), so the update stays consistent with the image it points at; with η = 1 that
-    is DDPM's clip_denoised.
+    clip_x0 clamps x̂0 (`predict_x0`); with η = 1 that is DDPM's clip_denoised.
     """
     T = alpha_bar.shape[0]
     steps = ddim_timesteps(T, num_steps, spacing)
@@ -455,9 +445,8 @@ def ddim_sample(
 
 
 def conditional_eps(model, y: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The noise predictor eps_fn(x_t, t) = ε̂(x_t, t, y) of a sampling model (`TrainedDiT`,
-    `DiffusersDiT`) for labels y (B,): the conditional model, unguided; the first eps_channels of
-    its output (the rest are learned-Σ channels, which DDIM does not use)."""
+    """eps_fn(x_t, t) = ε̂(x_t, t, y) of a sampling model for labels y (B,), unguided: the first
+    eps_channels of its output (the rest are learned-Σ channels, which DDIM does not use)."""
     return lambda x_t, t: model(x_t, t, y)[:, :model.eps_channels]
 
 
