@@ -215,20 +215,10 @@ class DiT(nn.Module):
     Arguments are the paper's, plus qk_norm (ours, off by default: see Attention).
     """
 
-    def __init__(
-        self,
-        input_size: int = 32,
-        patch_size: int = 2,
-        in_channels: int = 4,
-        hidden_size: int = 1152,
-        depth: int = 28,
-        num_heads: int = 16,
-        mlp_ratio: float = 4.0,
-        class_dropout_prob: float = 0.1,
-        num_classes: int = 1000,
-        learn_sigma: bool = False,
-        qk_norm: bool = False,
-    ):
+    def __init__(self, input_size: int = 32, patch_size: int = 2, in_channels: int = 4,
+                 hidden_size: int = 1152, depth: int = 28, num_heads: int = 16, mlp_ratio: float = 4.0,
+                 class_dropout_prob: float = 0.1, num_classes: int = 1000, learn_sigma: bool = False,
+                 qk_norm: bool = False):
         super().__init__()
         check_patch_size(input_size, patch_size)
         if hidden_size % num_heads:
@@ -400,16 +390,10 @@ def predict_x0(x_t: torch.Tensor, eps_hat: torch.Tensor, a_t: float | torch.Tens
 
 
 @torch.no_grad()
-def ddim_sample(
-    eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    x_T: torch.Tensor,
-    alpha_bar: torch.Tensor,
-    num_steps: int,
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
-    spacing: str = "leading",
-    clip_x0: float | None = None,
-) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+def ddim_sample(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x_T: torch.Tensor,
+                alpha_bar: torch.Tensor, num_steps: int, eta: float = 0.0, generator: torch.Generator | None = None,
+                spacing: str = "leading", clip_x0: float | None = None,
+                ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """Run DDIM from x_T, yielding (t, x_t, x0_hat) at every step, largest t first.
 
     eps_fn(x_t, t) is any noise predictor — `lambda x, t: model.eps(x, t, y)`, or a guided one.
