@@ -1,22 +1,24 @@
 """Task 4a — what each knob of a DiT does, judged by FID: the number of diffusion timesteps T,
 DiT blocks (depth), attention heads and patch size, each varied alone around one base config.
 
-    python sweep.py                               # the default sweep (98 min on 2 bf16 CPU cores)
+    python sweep.py --data ../shared/data/landscape-pictures   # the assignment's sweep: report/sweep/
+    python sweep.py --tables-only                 # its tables and figures again, from results.json
     python sweep.py --T 100 1000 --patch 4 8      # any values per axis; an axis left out is not run
     python sweep.py --quick                       # a tiny version end to end, into runs/sweep_quick/
     python sweep.py --budget-images 2000000 --device cuda   # at scale on a GPU, into report/sweep_b2000000/
 
 The base is DiT-Ti/4 at 32 px (width 256, depth 6, 4 heads, patch 4, T = 1000, linear β): the
 smallest config whose patch-2 and depth-8 arms still fit a 2-core CPU, so that every arm can
-see the same number of images.  The default budget, 60,000 images an arm, was sized from the
-training rates in bench/bench_train_epyc_zen4.txt; on 2 cores of an AMD EPYC with AVX-512-BF16 (bf16) the
-ten arms took 98 minutes, 75 of training (26 the patch-2 arm) and 23 of sampling and FID
-(report/sweep/results.json).  On a CPU without bf16 units (fp32 only) expect about twice that.
+see the same number of images.  The budget, 200,000 images an arm, is where the base arm's
+samples are landscapes: on the photographs it scores 2.6× the real-vs-real floor there (the
+recipe study's curve, report/recipe/results.csv), where 60,000 images left every arm of the
+procedural sweep at 9.8× and more (report/sweep_procedural/).  On 2 cores of an AMD EPYC with
+AVX-512-BF16 a patch-4 arm trains at about 110 images/s, half an hour; patch 2 takes four times
+as long (report/sweep/results.json).
 Fairness, arm against arm:
   * the same training budget in images seen, the same seed and so the same data order and noise,
-    and the same recipe: AdamW at lr 3e-4 with the gradient norm clipped at 1.0, the recipe of
-    the CPU DiT-Ti/4 in report/cpu_ti4/ (the paper's constant 1e-4 is meant for 400K steps; in
-    these ~900 it left the base arm at FID 239 with precision and recall 0);
+    and the same recipe: train_one_epoch.py --recipe fast (lr 3e-4 after 100 warm-up steps,
+    clipping 1.0: the fastest per image in REPORT.md, Learning speed);
   * the same measurement: N samples from the EMA weights with DDIM (η = 0, trailing spacing, the
     same step count whatever T is, so arms with another T compare at equal sampling cost), FID,
     precision and recall against N real images with the floor beside them (N other real images
@@ -39,14 +41,15 @@ What it writes into --out (default report/sweep/):
   grids_<axis>.png            the axis's arms' 10×10 grids side by side (grids_T_ddpm.png: DDPM)
   grids/<arm>-b<budget>-n<N>-s<steps>.png    each arm's own grid (…_ddpm.png: its DDPM grid)
   results.json                every arm measured into this --out, keyed by arm, budget, N and
-                              steps, with the precision and machine it was trained and
-                              measured in, and the command; the tables
-                              show the arms of the call's own budget, N and steps
+                              steps, with the recipe, data, precision and machine it was trained
+                              and measured in, and the command; the tables show the arms of the
+                              call's own budget, N and steps (--tables-only: of the one sweep there)
 Every arm trains through train_one_epoch.py in runs/sweep/<arm>/ (runs/sweep_b<budget>/<arm>/ at
 another budget; open it with `python ddim_x0_grid.py --checkpoint runs/sweep/<arm>/checkpoint.pt`).
 A finished arm is skipped, an interrupted one resumes from its checkpoint (--resume), so the
-sweep spans sittings; an --out whose arms were trained with other flags (lr, batch, clipping,
-seed, data) is refused, since an arm's key does not name them.
+sweep spans sittings; an --out whose arms were trained with other flags (recipe, lr, batch,
+seed, data) is refused, since an arm's key does not name them: report/sweep/ holds the
+photographs' sweep, so the procedural landscapes' needs its own --out (report/sweep_procedural/).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ from machine import describe_machine, pick_device, resolve_precision, tune_cpu
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
 WIDTH = 256
-DEFAULT_BUDGET = 60_000                                   # training images per arm (--budget-images)
+DEFAULT_BUDGET = 200_000                                  # training images per arm (--budget-images)
 AXES = ("T", "depth", "heads", "patch")
 
 # ══ 1. The arms: one knob moved at a time, plus the base again with another seed ══════════════
@@ -131,8 +134,8 @@ def train_command(arm: dict, args) -> list[str]:
            "--hidden", str(args.width), "--T", str(k["T"]), "--schedule", "linear",
            "--batch-size", str(args.batch_size), "--epochs", "100000",
            "--max-steps", str(budget // args.batch_size), "--seed", str(arm["seed"]),
-           *(["--recipe", args.recipe] if args.recipe else
-             ["--lr", str(args.lr), *(["--grad-clip", str(args.grad_clip)] if args.grad_clip > 0 else [])]),
+           "--recipe", args.recipe, *(["--lr", str(args.lr)] if args.lr is not None else []),
+           *(["--grad-clip", str(args.grad_clip)] if args.grad_clip is not None else []),
            "--precision", args.precision, "--device", args.device, "--out", str(folder),
            "--ckpt-every", str(args.ckpt_every), "--no-samples"]
     if args.data:
@@ -255,19 +258,24 @@ def main(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     done_file = out / "results.json"
     done = read_results(done_file)
-    mixed = {json.dumps(e["recipe"]) for e in _entries(done, args)} - {json.dumps(recipe(args))}
-    if mixed:                 # an arm's key does not name the recipe: skipping would mislabel it
-        raise SystemExit(f"{done_file} holds arms trained with {', '.join(sorted(mixed))}, not {json.dumps(recipe(args))}; "
-                         f"pass another --out (and --runs)")
-    if args.tables_only:
+    if args.tables_only:      # read only: the tables state the recipe and data the arms were trained with
         if not done:
             raise SystemExit(f"--tables-only: no {done_file} yet; run the sweep first")
+        if not _entries(done, args) and len(_suffixes(done)) == 1:       # one sweep there: that one
+            b, n, steps = _suffixes(done)[0][2:].replace("-n", " ").replace("-s", " ").split()
+            args.budget_images, args.n, args.steps = int(b), int(n), int(steps)
         if not _entries(done, args):
             raise SystemExit(f"--tables-only: {done_file} holds no arm at {_suffix(args)}, only at {', '.join(_suffixes(done))} "
                              f"(-b<budget>-n<N>-s<steps>): pass those flags")
         write_outputs(done, args)
         print((out / "results.md").read_text().split("## Reading")[-1].strip())
         return
+    ours = recipe(args)
+    for e in _entries(done, args):  # an arm's key does not name the recipe: skipping would mislabel it
+        differ = [f"{k}={e['recipe'].get(k)} (this call: {ours.get(k)})" for k in {**e["recipe"], **ours}
+                  if e["recipe"].get(k) != ours.get(k)]
+        if differ:
+            raise SystemExit(f"{done_file} holds arms trained with {', '.join(differ)}; pass another --out (and --runs)")
     arms = plan_arms(args)
     machine = describe_machine(device)
     print(f"sweep: {len(arms)} arms × {args.budget_images:,} images each, N = {args.n} for FID, DDIM {args.steps} "
@@ -303,9 +311,9 @@ COLUMNS = ["arm", "axes", "seed", "T", "depth", "heads", "patch", "dataset", "fi
 
 
 def recipe(args) -> dict:
-    """The training flags every arm shares that its key leaves out."""
-    shared = (dict(recipe=args.recipe) if args.recipe else dict(lr=args.lr, grad_clip=args.grad_clip))
-    return dict(batch_size=args.batch_size, **shared, seed=args.seed, data=args.data,
+    """The training flags every arm shares that its key leaves out (the data by its folder's name)."""
+    overrides = {k: getattr(args, k) for k in ("lr", "grad_clip") if getattr(args, k) is not None}
+    return dict(batch_size=args.batch_size, recipe=args.recipe, **overrides, seed=args.seed, data=dataset_name(args),
                 image_size=args.image_size, **({"labels": args.labels} if args.data else {}))
 
 
@@ -374,12 +382,12 @@ def results_markdown(done: dict, args) -> str:
     measured = ", ".join(dict.fromkeys(f"{e['precision']} on {e['machine']}" for e in entries)) or "–"
     commands = list(dict.fromkeys(e["command"] for e in entries))
     others = [s for s in _suffixes(done) if s != _suffix(args)]
+    r = entries[0]["recipe"]                      # the same for every arm (main refuses a mix)
+    trainer = f"--recipe {r['recipe']}" + "".join(f" --{k.replace('_', '-')} {r[k]:g}" for k in ("lr", "grad_clip") if k in r)
     lines = [f"# Sweep: T, depth, heads and patch size around DiT-Ti/4 (width {args.width}, 32 px)", "",
-             f"Budget {args.budget_images:,} training images per arm (batch {args.batch_size}, "
-             + (f"train_one_epoch.py --recipe {args.recipe}, " if args.recipe else
-                f"lr {args.lr:g}, gradient clipping {args.grad_clip:g}, ")
-             + f"seed {args.seed}, "
-             f"the same data order) on {dataset_name(args)}; FID of N = {args.n} samples (DDIM {args.steps} steps, "
+             f"Budget {args.budget_images:,} training images per arm (batch {r['batch_size']}, "
+             f"train_one_epoch.py {trainer}, seed {r['seed']}, "
+             f"the same data order) on {r['data']}; FID of N = {args.n} samples (DDIM {args.steps} steps, "
              f"η = 0, trailing, w = 1) against {real.get('against', 'the test set')}; the floor, real against real at "
              f"that N: {_fmt(real.get('fid'))}.  "
              + (f"Trained and measured in {measured}.  " if trained == measured else
@@ -539,15 +547,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--heads", type=int, nargs="*", default=[1, 2, 4], help="attention heads (width 256)")
     ap.add_argument("--patch", type=int, nargs="*", default=[2, 4, 8], help="patch size")
     ap.add_argument("--budget-images", type=int, default=DEFAULT_BUDGET,
-                    help="training images per arm (60,000: 98 min for the ten arms on 2 bf16 CPU cores)")
+                    help="training images per arm (a patch-4 arm: about 30 min on 2 bf16 CPU cores)")
     ap.add_argument("--batch-size", type=int, default=64, help="training batch (the trainer's default)")
-    ap.add_argument("--lr", type=float, default=3e-4,
-                    help="AdamW lr for every arm: the CPU DiT-Ti/4 recipe (report/cpu_ti4/); the paper's "
-                         "1e-4 is meant for 400K steps, and in a ~900-step budget it leaves every arm far behind")
-    ap.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clipping for every arm (0: none)")
-    ap.add_argument("--recipe", choices=["paper", "fast"], default=None,
-                    help="instead of --lr and --grad-clip, train_one_epoch.py --recipe for every arm "
-                         "(fast: REPORT.md, Learning speed)")
+    ap.add_argument("--recipe", choices=["paper", "fast"], default="fast",
+                    help="train_one_epoch.py --recipe for every arm (fast: lr 3e-4, 100 warm-up steps, clipping "
+                         "1.0; the paper's constant 1e-4 is meant for 400K steps: REPORT.md, Learning speed)")
+    ap.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate for every arm")
+    ap.add_argument("--grad-clip", type=float, default=None, help="override the recipe's gradient-norm clipping")
     ap.add_argument("--n", type=int, default=1000, help="samples per arm for FID (≥ 500)")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps for every arm's samples")
     ap.add_argument("--eval-batch", type=int, default=250, help="images per sampling batch")
@@ -592,6 +598,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise SystemExit(f"--patch {args.patch}: every patch size must divide --image-size {args.image_size}")
     if any(args.width % h for h in args.heads):
         raise SystemExit(f"--heads {args.heads}: every head count must divide the width {args.width}")
+    if (args.lr is not None and args.lr <= 0) or (args.grad_clip is not None and args.grad_clip <= 0):
+        raise SystemExit("--lr and --grad-clip must be positive (leave them out for the recipe's values)")
     if args.budget_images < args.batch_size or args.n < 4 or args.steps < 1:
         raise SystemExit("--budget-images must be at least one batch, --n at least 4, --steps at least 1")
     return args

@@ -38,11 +38,13 @@ def test_every_arm_gets_the_same_budget_seed_and_data():
     assert {value(c, "--hidden") for c in commands} == {"256"}
     t100 = [c for c in commands if value(c, "--T") == "100"][0]
     assert (value(t100, "--patch"), value(t100, "--depth"), value(t100, "--heads")) == ("4", "6", "4")
-    fast = sweep.parse_args(["--recipe", "fast"])                    # the recipe replaces --lr, --grad-clip
-    cmd = sweep.train_command(sweep.plan_arms(fast)[0], fast)
-    assert value(cmd, "--recipe") == "fast" and "--lr" not in cmd and "--grad-clip" not in cmd
-    assert sweep.recipe(fast)["recipe"] == "fast" and "lr" not in sweep.recipe(fast)
-    assert "recipe" not in sweep.recipe(args)                          # older records still match
+    assert value(commands[0], "--recipe") == "fast" and "--lr" not in commands[0] and "--grad-clip" not in commands[0]
+    assert sweep.recipe(args) == dict(batch_size=64, recipe="fast", seed=0, data="procedural", image_size=32)
+    own = sweep.parse_args(["--recipe", "paper", "--lr", "3e-4", "--grad-clip", "1"])   # a flag given wins
+    cmd = sweep.train_command(sweep.plan_arms(own)[0], own)
+    assert (value(cmd, "--recipe"), value(cmd, "--lr"), value(cmd, "--grad-clip")) == ("paper", "0.0003", "1.0")
+    assert sweep.recipe(own) == dict(batch_size=64, recipe="paper", lr=3e-4, grad_clip=1.0, seed=0,
+                                     data="procedural", image_size=32)
 
 
 def test_bad_values_are_one_line_errors():
@@ -50,6 +52,8 @@ def test_bad_values_are_one_line_errors():
         sweep.parse_args(["--patch", "3"])
     with pytest.raises(SystemExit, match="must divide the width 256"):
         sweep.parse_args(["--heads", "3"])
+    with pytest.raises(SystemExit, match="must be positive"):
+        sweep.parse_args(["--grad-clip", "0"])
 
 
 def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
@@ -78,6 +82,9 @@ def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
     (out / "results.md").unlink()
     sweep.main(sweep.parse_args(argv + ["--tables-only"]))           # the tables again, from results.json
     assert (out / "results.md").read_text() == table
+    table_rows = lambda text: [line for line in text.splitlines() if line.startswith("| ")]
+    sweep.main(sweep.parse_args(argv[1:] + ["--tables-only"]))      # other flags: the one sweep there
+    assert table_rows((out / "results.md").read_text()) == table_rows(table)
     # A sweep at another budget shares the --out: each call's tables hold its own arms only.
     bigger = {k.replace("-b256-", "-b512-"): dict(v, row=dict(v["row"], fid=999.0), command="python sweep.py --big")
               for k, v in before.items() if not k.startswith("real_n")}
@@ -85,11 +92,10 @@ def test_quick_sweep_end_to_end_and_resumed(tmp_path, real_folder, monkeypatch):
     sweep.main(sweep.parse_args(argv + ["--tables-only"]))
     mixed = (out / "results.md").read_text()
     assert "999.00" not in mixed and "--big" not in mixed and "-b512-n20-s3" in mixed
-    table_rows = lambda text: [line for line in text.splitlines() if line.startswith("| ")]
     assert table_rows(mixed) == table_rows(table)
     # Another recipe at the same budget would be skipped as measured: refused.  So is a table of nothing.
-    with pytest.raises(SystemExit, match="holds arms trained with .*0.0003.*, not .*0.0001"):
-        sweep.main(sweep.parse_args(argv + ["--tables-only", "--lr", "1e-4"]))
+    with pytest.raises(SystemExit, match=r"holds arms trained with lr=None \(this call: 0.0001\)"):
+        sweep.main(sweep.parse_args(argv + ["--lr", "1e-4"]))
     with pytest.raises(SystemExit, match="holds no arm at -b640-n20-s3, only at -b256-n20-s3, -b512-n20-s3"):
         sweep.main(sweep.parse_args(argv[1:] + ["--tables-only", "--budget-images", "640", "--batch-size", "32",
                                                 "--n", "20", "--steps", "3"]))       # --quick would set 256
