@@ -24,8 +24,8 @@ Fairness, arm against arm:
     precision and recall against N real images with the floor beside them (N other real images
     against the same ones; landscapes.fid_reference: held-out landscapes, or training photos);
   * the same x_T and labels for every arm's 10×10 grid (one class per row);
-  * the base arm trained twice (seeds 0 and 1): the difference is the seed-to-seed spread, and a
-    difference between arms smaller than it is not resolved.
+  * the base arm trained with three seeds (--base-seeds): the range of their FID is the
+    seed-to-seed spread, and a difference between arms smaller than it is not resolved.
 The patch axis is also read at equal compute: the base (patch 4) trains once more on as many
 images as cost the patch-2 arm's training FLOPs (--flops-matched, the "compute" arm).
 For the T axis a second grid is drawn by ancestral sampling over all T steps: DDIM with η = 1
@@ -85,11 +85,11 @@ def arm_name(knobs: dict, seed: int) -> str:
 
 
 def plan_arms(args) -> list[dict]:
-    """The base, the base with seed + 1, then each axis's other values, cheapest first; each arm
-    once.  The seed spread comes early and the slow arms last, so that a sweep cut short by the
-    clock still has the spread and most of the arms."""
-    arms = {arm_name(BASE, args.seed): dict(knobs=dict(BASE), seed=args.seed, axes=set(AXES)),
-            arm_name(BASE, args.seed + 1): dict(knobs=dict(BASE), seed=args.seed + 1, axes=set())}
+    """The base, the base with seeds seed + 1, …, then each axis's other values, cheapest first;
+    each arm once.  The seed spread comes early and the slow arms last, so that a sweep cut short
+    by the clock still has the spread and most of the arms."""
+    arms = {arm_name(BASE, args.seed + i): dict(knobs=dict(BASE), seed=args.seed + i, axes=set() if i else set(AXES))
+            for i in range(args.base_seeds)}
     for axis in AXES:
         for value in getattr(args, axis) or []:
             knobs = {**BASE, axis: value}
@@ -97,7 +97,7 @@ def plan_arms(args) -> list[dict]:
             arms.setdefault(name, dict(knobs=knobs, seed=args.seed, axes=set()))["axes"].add(axis)
     cost = lambda k: k["depth"] * (args.image_size // k["patch"]) ** 2          # ∝ training FLOPs
     planned = list(arms.items())
-    planned[2:] = sorted(planned[2:], key=lambda kv: cost(kv[1]["knobs"]))
+    planned[args.base_seeds:] = sorted(planned[args.base_seeds:], key=lambda kv: cost(kv[1]["knobs"]))
     planned = [dict(name=name, **arm) for name, arm in planned]
     small = min(args.patch or [BASE["patch"]])
     if args.flops_matched and small < BASE["patch"]:
@@ -366,9 +366,10 @@ def write_outputs(done: dict, args) -> None:
 
 
 def seed_spread(done: dict, args):
+    """The range of the base arm's FID over its seeds (max − min), None before two are measured."""
     base = [e["row"]["fid"] for e in _entries(done, args) if e["row"]["axes"] in ("seed",) or len(e["axes"]) == len(AXES)]
     base = [f for f in base if f is not None]
-    return abs(base[0] - base[1]) if len(base) == 2 else None
+    return max(base) - min(base) if len(base) >= 2 else None
 
 
 def _fmt(v, spec=".2f"):
@@ -410,7 +411,7 @@ def results_markdown(done: dict, args) -> str:
 
 def reading(done: dict, args) -> list[str]:
     spread = seed_spread(done, args)
-    lines = [f"- Seed-to-seed spread of the base arm: {_fmt(spread)} FID." if spread is not None
+    lines = [f"- Seed-to-seed spread of the base arm (max − min over its seeds): {_fmt(spread)} FID." if spread is not None
              else "- The base arm's second seed has no measured FID in this sweep: the spread is unknown."]
     for axis in AXES:
         members = sorted((e["row"] for e in _entries(done, args) if axis in e["axes"] and e["row"]["fid"] is not None),
@@ -450,7 +451,7 @@ def plot_fid_vs_knob(done: dict, args, path: Path) -> None:
     plt = _plt()
     spread = seed_spread(done, args)
     real = done.get(f"real_n{args.n}")
-    twins = [e["row"] for e in _entries(done, args) if not e["axes"] and e["row"]["fid"] is not None]   # base, seed + 1
+    twins = [e["row"] for e in _entries(done, args) if not e["axes"] and e["row"]["fid"] is not None]   # base, other seeds
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     for ax, axis in zip(axes, AXES):
         rows = sorted((e["row"] for e in _entries(done, args) if axis in e["axes"] and e["row"]["fid"] is not None),
@@ -557,7 +558,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--n", type=int, default=1000, help="samples per arm for FID (≥ 500)")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps for every arm's samples")
     ap.add_argument("--eval-batch", type=int, default=250, help="images per sampling batch")
-    ap.add_argument("--seed", type=int, default=0, help="the arms' seed; the base runs again with seed + 1")
+    ap.add_argument("--seed", type=int, default=0, help="the arms' seed; the base runs again with seed + 1, …")
+    ap.add_argument("--base-seeds", type=int, default=3,
+                    help="seeds of the base arm (seed, seed + 1, …): their FID range is the seed spread (≥ 2)")
     ap.add_argument("--ckpt-every", type=int, default=200, help="checkpoint every N steps (resume granularity)")
     ap.add_argument("--data", default=None, help="image folder; None: the procedural landscapes")
     ap.add_argument("--labels", default="auto", help="with --data: auto, none or kmeans:K (train_one_epoch.py --labels)")
@@ -585,6 +588,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.T, args.depth, args.heads, args.patch = [100, 1000], [], [], [4, 8]
         args.budget_images, args.batch_size, args.n, args.steps, args.eval_batch = 256, 32, 20, 3, 20
+        args.base_seeds = 2
     args.width = 64 if args.quick else WIDTH        # --quick: a quarter of the width, 4× faster to sample
     # A sweep at another budget keeps its own folders: the committed report/sweep is the default's.
     tail = "_quick" if args.quick else "" if args.budget_images == DEFAULT_BUDGET else f"_b{args.budget_images}"
@@ -598,6 +602,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise SystemExit(f"--patch {args.patch}: every patch size must divide --image-size {args.image_size}")
     if any(args.width % h for h in args.heads):
         raise SystemExit(f"--heads {args.heads}: every head count must divide the width {args.width}")
+    if args.base_seeds < 2:
+        raise SystemExit("--base-seeds must be at least 2: the spread needs two seeds of the base")
     if (args.lr is not None and args.lr <= 0) or (args.grad_clip is not None and args.grad_clip <= 0):
         raise SystemExit("--lr and --grad-clip must be positive (leave them out for the recipe's values)")
     if args.budget_images < args.batch_size or args.n < 4 or args.steps < 1:

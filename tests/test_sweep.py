@@ -16,7 +16,7 @@ def test_arms_move_one_knob_at_a_time_and_the_base_runs_twice():
     args = sweep.parse_args([])
     arms = sweep.plan_arms(args)
     names = [a["name"] for a in arms]
-    assert len(names) == len(set(names)) == 1 + 2 * 4 + 1 + 1      # base, 2 others per axis, seed 1,
+    assert len(names) == len(set(names)) == 1 + 2 * 4 + 2 + 1      # base, 2 others per axis, seeds 1, 2,
     matched = [a for a in arms if a["axes"] == {"compute"}]          # and the base at patch 2's FLOPs
     assert len(matched) == 1 and matched[0]["knobs"] == sweep.BASE
     arms = [a for a in arms if a not in matched]
@@ -26,7 +26,8 @@ def test_arms_move_one_knob_at_a_time_and_the_base_runs_twice():
         if moved:
             assert a["axes"] == set(moved)
     base = [a for a in arms if a["knobs"] == sweep.BASE]
-    assert sorted(a["seed"] for a in base) == [0, 1] and base[0]["axes"] == set(sweep.AXES)
+    assert sorted(a["seed"] for a in base) == [0, 1, 2] and base[0]["axes"] == set(sweep.AXES)
+    assert [a["seed"] for a in arms[:3]] == [0, 1, 2]                 # the spread comes first
 
 
 def test_every_arm_gets_the_same_budget_seed_and_data():
@@ -34,7 +35,7 @@ def test_every_arm_gets_the_same_budget_seed_and_data():
     commands = [sweep.train_command(a, args) for a in sweep.plan_arms(args) if "budget" not in a]
     value = lambda cmd, flag: cmd[cmd.index(flag) + 1]
     assert {value(c, "--max-steps") for c in commands} == {"100"}
-    assert {value(c, "--seed") for c in commands} == {"0", "1"}
+    assert {value(c, "--seed") for c in commands} == {"0", "1", "2"}
     assert {value(c, "--hidden") for c in commands} == {"256"}
     t100 = [c for c in commands if value(c, "--T") == "100"][0]
     assert (value(t100, "--patch"), value(t100, "--depth"), value(t100, "--heads")) == ("4", "6", "4")
@@ -52,6 +53,8 @@ def test_bad_values_are_one_line_errors():
         sweep.parse_args(["--patch", "3"])
     with pytest.raises(SystemExit, match="must divide the width 256"):
         sweep.parse_args(["--heads", "3"])
+    with pytest.raises(SystemExit, match="at least 2"):
+        sweep.parse_args(["--base-seeds", "1"])
     with pytest.raises(SystemExit, match="must be positive"):
         sweep.parse_args(["--grad-clip", "0"])
 
@@ -152,3 +155,14 @@ def test_the_compute_matched_arm_spends_the_small_patch_arms_flops():
     assert sweep.train_command(matched, args)[sweep.train_command(matched, args).index("--max-steps") + 1] == \
         str(matched["budget"] // 64)
     assert not [a for a in sweep.plan_arms(sweep.parse_args(["--no-flops-matched"])) if a["axes"] == {"compute"}]
+
+
+def test_the_seed_spread_is_the_range_over_the_base_seeds():
+    args = sweep.parse_args([])
+    entry = lambda fid, axes: dict(row=dict(fid=fid, axes=" ".join(axes) or "seed"), axes=list(axes))
+    sfx = sweep._suffix(args)
+    done = {f"s0{sfx}": entry(97.77, sweep.AXES), f"s1{sfx}": entry(96.24, ()),
+            f"p8{sfx}": entry(177.44, ("patch",))}
+    assert sweep.seed_spread(done, args) == pytest.approx(97.77 - 96.24)
+    done[f"s2{sfx}"] = entry(99.5, ())
+    assert sweep.seed_spread(done, args) == pytest.approx(99.5 - 96.24)
