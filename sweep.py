@@ -13,8 +13,8 @@ see the same number of images.  The budget, 200,000 images an arm, is where the 
 samples are landscapes: on the photographs it scores 2.6× the real-vs-real floor there (the
 recipe study's curve, report/recipe/results.csv), where 60,000 images left every arm of the
 procedural sweep at 9.8× and more (report/sweep_procedural/).  On 2 cores of an AMD EPYC with
-AVX-512-BF16 a patch-4 arm trains at about 110 images/s, half an hour; patch 2 takes four times
-as long (report/sweep/results.json).
+AVX-512-BF16 a patch-4 arm trains at about 110 images/s, half an hour (report/sweep/results.json);
+a patch-2 arm four times as long (39 against 156 images/s in report/sweep_procedural/).
 Fairness, arm against arm:
   * the same training budget in images seen, the same seed and so the same data order and noise,
     and the same recipe: train_one_epoch.py --recipe fast (lr 3e-4 after 100 warm-up steps,
