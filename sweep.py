@@ -57,6 +57,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -77,7 +78,7 @@ WIDTH = 256
 DEFAULT_BUDGET = 200_000                                  # training images per arm (--budget-images)
 AXES = ("T", "depth", "heads", "patch")
 
-# ══ 1. The arms: one knob moved at a time, plus the base again with another seed ══════════════
+# ══ 1. The arms: one knob moved at a time, plus the base again with other seeds ═══════════════
 
 
 def arm_name(knobs: dict, seed: int) -> str:
@@ -262,8 +263,7 @@ def main(args: argparse.Namespace) -> None:
         if not done:
             raise SystemExit(f"--tables-only: no {done_file} yet; run the sweep first")
         if not _entries(done, args) and len(_suffixes(done)) == 1:       # one sweep there: that one
-            b, n, steps = _suffixes(done)[0][2:].replace("-n", " ").replace("-s", " ").split()
-            args.budget_images, args.n, args.steps = int(b), int(n), int(steps)
+            args.budget_images, args.n, args.steps = _measured_at(_suffixes(done)[0])
         if not _entries(done, args):
             raise SystemExit(f"--tables-only: {done_file} holds no arm at {_suffix(args)}, only at {', '.join(_suffixes(done))} "
                              f"(-b<budget>-n<N>-s<steps>): pass those flags")
@@ -327,6 +327,12 @@ def trained_in(metrics: dict) -> dict:
 def _suffix(args) -> str:
     """What an arm's key adds to its name: the budget, N and steps it was measured at."""
     return f"-b{args.budget_images}-n{args.n}-s{args.steps}"
+
+
+def _measured_at(suffix: str) -> tuple[int, int, int]:
+    """The budget, N and steps that a suffix names: _suffix read back."""
+    budget, n, steps = re.fullmatch(r"-b(\d+)-n(\d+)-s(\d+)", suffix).groups()
+    return int(budget), int(n), int(steps)
 
 
 def _suffixes(done: dict) -> list[str]:

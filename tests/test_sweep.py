@@ -12,7 +12,7 @@ import sweep
 from test_cfg import ColourStats
 
 
-def test_arms_move_one_knob_at_a_time_and_the_base_runs_twice():
+def test_arms_move_one_knob_at_a_time_and_the_base_runs_with_three_seeds():
     args = sweep.parse_args([])
     arms = sweep.plan_arms(args)
     names = [a["name"] for a in arms]
@@ -166,3 +166,8 @@ def test_the_seed_spread_is_the_range_over_the_base_seeds():
     assert sweep.seed_spread(done, args) == pytest.approx(97.77 - 96.24)
     done[f"s2{sfx}"] = entry(99.5, ())
     assert sweep.seed_spread(done, args) == pytest.approx(99.5 - 96.24)
+
+
+def test_a_keys_suffix_reads_back_as_the_budget_n_and_steps_it_was_made_from():
+    args = sweep.parse_args(["--budget-images", "64000", "--n", "500", "--steps", "50"])
+    assert sweep._measured_at(sweep._suffix(args)) == (64000, 500, 50)
