@@ -26,8 +26,9 @@ Fairness, arm against arm:
   * the same x_T and labels for every arm's 10×10 grid (one class per row);
   * the base arm trained with three seeds (--base-seeds): the range of their FID is the
     seed-to-seed spread, and a difference between arms smaller than it is not resolved.
-The patch axis is also read at equal compute: the base (patch 4) trains once more on as many
-images as cost the patch-2 arm's training FLOPs (--flops-matched, the "compute" arm).
+The patch axis is also read at equal compute: the smallest patch trains on as few images as cost
+the base's (patch 4's) training FLOPs (--flops-matched, the "compute" arm); its full arm then goes
+on from that checkpoint, which with a constant learning rate is the same run, not a second one.
 For the T axis a second grid is drawn by ancestral sampling over all T steps: DDIM with η = 1
 visits every t with σ_t² = β̃_t, which is DDPM's sampler (Song et al. 2021, §4.3), and is what T
 changes at sampling time.  Training with fewer steps rescales β by 1000/T (forward_process.py).
@@ -58,6 +59,7 @@ import argparse
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -102,12 +104,14 @@ def plan_arms(args) -> list[dict]:
     planned = [dict(name=name, **arm) for name, arm in planned]
     small = min(args.patch or [BASE["patch"]])
     if args.flops_matched and small < BASE["patch"]:
-        # The patch axis at equal *compute*: the base patch trained on as many more images as the
-        # smallest patch's arm costs more FLOPs per image (DiT paper, Fig. 8: compute, not
-        # images, is what FID follows across configs).
-        budget = flops_matched_budget(args, small)
-        planned.append(dict(name=f"{arm_name(BASE, args.seed)}-matched-p{small}", knobs=dict(BASE), seed=args.seed,
-                            axes={"compute"}, budget=budget))
+        # The patch axis at equal *compute*: the smallest patch trained on as many fewer images as
+        # it costs more FLOPs per image than the base (DiT paper, Fig. 8: compute, not images, is
+        # what FID follows across configs).  It runs just before that patch's full arm, which
+        # starts from its checkpoint (train_arm), so the reading costs one extra FID, not a run.
+        knobs = {**BASE, "patch": small}
+        full = next(i for i, arm in enumerate(planned) if arm["knobs"] == knobs and arm["seed"] == args.seed)
+        planned.insert(full, dict(name=f"{arm_name(knobs, args.seed)}-matched-p{BASE['patch']}", knobs=knobs,
+                                  seed=args.seed, axes={"compute"}, budget=flops_matched_budget(args, small)))
     return planned
 
 
@@ -120,9 +124,9 @@ def gflops_of(knobs: dict, image_size: int, width: int = WIDTH) -> float:
 
 
 def flops_matched_budget(args, patch: int) -> int:
-    """Training images for the base arm to spend the FLOPs that the patch-`patch` arm spends on
+    """Training images for the patch-`patch` arm to spend the FLOPs that the base arm spends on
     --budget-images, rounded to whole batches."""
-    ratio = gflops_of({**BASE, "patch": patch}, args.image_size, args.width) / gflops_of(BASE, args.image_size, args.width)
+    ratio = gflops_of(BASE, args.image_size, args.width) / gflops_of({**BASE, "patch": patch}, args.image_size, args.width)
     return round(args.budget_images * ratio / args.batch_size) * args.batch_size
 
 
@@ -161,6 +165,11 @@ def train_arm(arm: dict, args) -> dict:
     if trained == steps:
         print(f"{arm['name']}: trained, skipped")
         return json.loads(metrics.read_text())
+    warm = Path(args.runs) / f"{arm['name']}-matched-p{BASE['patch']}" / "checkpoint.pt"
+    if not (folder / "checkpoint.pt").exists() and warm.exists():
+        # The same knobs, seed and data order, stopped early for the compute arm: go on from it.
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(warm, folder / "checkpoint.pt")
     cmd = train_command(arm, args)
     print(f"{arm['name']}: training ({budget:,} images)\n  " + " ".join(cmd[1:]), flush=True)
     if subprocess.run(cmd, cwd=ROOT).returncode != 0:
@@ -430,14 +439,13 @@ def reading(done: dict, args) -> list[str]:
         lines.append(f"- {axis}: " + ", ".join(f"{r[axis]} → {r['fid']:.2f}" for r in members) +
                      f"; best {axis} = {best[axis]}, {gap:.2f} FID from the worst, {verdict} the seed spread.")
     matched = [e["row"] for e in _entries(done, args) if "compute" in e["axes"] and e["row"]["fid"] is not None]
-    small = [e["row"] for e in _entries(done, args) if "patch" in e["axes"] and e["row"]["fid"] is not None
-             and e["row"]["patch"] < BASE["patch"]]
-    if matched and small:
-        m, p = matched[0], min(small, key=lambda r: r["patch"])
-        lines.append(f"- Equal compute: patch {p['patch']} on {p['images']:,} images ({p['train_pflops']:.1f} PFLOPs) "
-                     f"→ {p['fid']:.2f}; patch {m['patch']} on {m['images']:,} images ({m['train_pflops']:.1f} PFLOPs) "
-                     f"→ {m['fid']:.2f}: {'the smaller patch' if p['fid'] < m['fid'] else 'the larger patch'} wins "
-                     f"by {abs(p['fid'] - m['fid']):.2f} FID at equal training FLOPs.")
+    base = [e["row"] for e in _entries(done, args) if set(AXES) <= set(e["axes"]) and e["row"]["fid"] is not None]
+    if matched and base:        # the small patch on the base's FLOPs against the base itself
+        m, b = matched[0], base[0]
+        lines.append(f"- Equal compute: patch {m['patch']} on {m['images']:,} images ({m['train_pflops']:.1f} PFLOPs) "
+                     f"→ {m['fid']:.2f}; patch {b['patch']} on {b['images']:,} images ({b['train_pflops']:.1f} PFLOPs) "
+                     f"→ {b['fid']:.2f}: {'the smaller patch' if m['fid'] < b['fid'] else 'the larger patch'} wins "
+                     f"by {abs(m['fid'] - b['fid']):.2f} FID at equal training FLOPs.")
     rows = [e["row"] for e in _entries(done, args) if e["row"]["fid"] is not None]
     if len({r["gflops"] for r in rows}) > 2:      # the paper's Fig. 8 reading: FID against model GFLOPs
         r = np.corrcoef(np.log10([r["gflops"] for r in rows]), [r["fid"] for r in rows])[0, 1]
@@ -496,12 +504,12 @@ def plot_fid_vs_gflops(entries: list[dict], path: Path) -> None:
             continue
         moved = [a for a in AXES if r[a] != BASE[a]]
         axis = moved[0] if moved else "base"
-        label = (f"{axis} = {r[axis]}" if moved else f"base, {r['images']:,} images (equal compute)"
-                 if "compute" in e["axes"] else f"base, seed {r['seed']}")
+        label = (f"{axis} = {r[axis]}, {r['images']:,} images (the base's compute)" if "compute" in e["axes"]
+                 else f"{axis} = {r[axis]}" if moved else f"base, seed {r['seed']}")
         ax.scatter(r["train_pflops"], r["fid"], c=colours[axis], marker=next(markers), s=40,
                    label=f"{label}: FID {r['fid']:.1f}")
     ax.set(xscale="log", xlabel="training compute, PFLOPs (3 × forward GFLOPs × images)", ylabel="FID",
-           title="FID against training compute, equal images per arm")
+           title="FID against training compute, equal images per arm but one")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -571,8 +579,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--data", default=None, help="image folder; None: the procedural landscapes")
     ap.add_argument("--labels", default="auto", help="with --data: auto, none or kmeans:K (train_one_epoch.py --labels)")
     ap.add_argument("--flops-matched", action=argparse.BooleanOptionalAction, default=True,
-                    help="also train the base patch on the images that cost the smallest patch's training "
-                         "FLOPs: the patch axis at equal compute, not only equal images")
+                    help="also train the smallest patch on the images that cost the base's training FLOPs: "
+                         "the patch axis at equal compute, not only equal images")
     ap.add_argument("--image-size", type=int, default=32, help="image size")
     ap.add_argument("--no-metrics", action="store_true", help="grids only: no FID")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])

@@ -3,6 +3,7 @@ gives train_one_epoch.py, and the whole sweep end to end on tiny data (--quick),
 
 import csv
 import json
+import subprocess
 
 import pytest
 import torch
@@ -17,8 +18,10 @@ def test_arms_move_one_knob_at_a_time_and_the_base_runs_with_three_seeds():
     arms = sweep.plan_arms(args)
     names = [a["name"] for a in arms]
     assert len(names) == len(set(names)) == 1 + 2 * 4 + 2 + 1      # base, 2 others per axis, seeds 1, 2,
-    matched = [a for a in arms if a["axes"] == {"compute"}]          # and the base at patch 2's FLOPs
-    assert len(matched) == 1 and matched[0]["knobs"] == sweep.BASE
+    matched = [a for a in arms if a["axes"] == {"compute"}]          # and patch 2 at the base's FLOPs,
+    assert len(matched) == 1 and matched[0]["knobs"] == {**sweep.BASE, "patch": 2}
+    i = arms.index(matched[0])                                       # just before patch 2's full arm
+    assert arms[i + 1]["knobs"] == matched[0]["knobs"] and arms[i + 1]["seed"] == matched[0]["seed"]
     arms = [a for a in arms if a not in matched]
     for a in arms:
         moved = [axis for axis in sweep.AXES if a["knobs"][axis] != sweep.BASE[axis]]
@@ -144,14 +147,14 @@ def test_tables_only_without_results_is_a_one_line_error(tmp_path):
         sweep.main(sweep.parse_args(["--tables-only", "--out", str(tmp_path)]))
 
 
-def test_the_compute_matched_arm_spends_the_small_patch_arms_flops():
-    """The base (patch 4) trained on budget × GFLOPs(p2)/GFLOPs(p4) images: the patch axis at equal
-    training compute (3 × forward GFLOPs × images), to within one batch."""
+def test_the_compute_matched_arm_spends_the_base_arms_flops():
+    """Patch 2 trained on budget × GFLOPs(p4)/GFLOPs(p2) images: the patch axis at equal training
+    compute (3 × forward GFLOPs × images), to within one batch."""
     args = sweep.parse_args(["--budget-images", "64000"])
     matched = [a for a in sweep.plan_arms(args) if a["axes"] == {"compute"}][0]
     g2, g4 = (sweep.gflops_of({**sweep.BASE, "patch": p}, 32) for p in (2, 4))
     assert g2 / g4 == pytest.approx(1.413 / 0.319, rel=0.01)
-    assert abs(matched["budget"] * g4 - 64000 * g2) <= 64 * g4
+    assert abs(matched["budget"] * g2 - 64000 * g4) <= 64 * g2
     assert sweep.train_command(matched, args)[sweep.train_command(matched, args).index("--max-steps") + 1] == \
         str(matched["budget"] // 64)
     assert not [a for a in sweep.plan_arms(sweep.parse_args(["--no-flops-matched"])) if a["axes"] == {"compute"}]
@@ -171,3 +174,24 @@ def test_the_seed_spread_is_the_range_over_the_base_seeds():
 def test_a_keys_suffix_reads_back_as_the_budget_n_and_steps_it_was_made_from():
     args = sweep.parse_args(["--budget-images", "64000", "--n", "500", "--steps", "50"])
     assert sweep._measured_at(sweep._suffix(args)) == (64000, 500, 50)
+
+
+def test_the_small_patchs_full_arm_goes_on_from_its_compute_arm(tmp_path, monkeypatch):
+    """The compute arm is the full arm stopped early (same knobs, seed, data order): the full arm
+    resumes from its checkpoint instead of training those steps again."""
+    args = sweep.parse_args(["--runs", str(tmp_path)])
+    arms = sweep.plan_arms(args)
+    matched = next(a for a in arms if a["axes"] == {"compute"})
+    full = arms[arms.index(matched) + 1]
+    (tmp_path / matched["name"]).mkdir()
+    (tmp_path / matched["name"] / "checkpoint.pt").write_bytes(b"the compute arm's weights")
+    seen = []
+
+    def fake_run(cmd, cwd):
+        seen.append(cmd)
+        (tmp_path / full["name"] / "metrics.json").write_text("{}")
+        return subprocess.CompletedProcess(cmd, 0)
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    sweep.train_arm(full, args)
+    assert (tmp_path / full["name"] / "checkpoint.pt").read_bytes() == b"the compute arm's weights"
+    assert seen[0][seen[0].index("--resume") + 1] == str(tmp_path / full["name"] / "checkpoint.pt")
