@@ -394,7 +394,12 @@ def _fmt(v, spec=".2f"):
 def results_markdown(done: dict, args) -> str:
     entries = _entries(done, args)
     real = done.get(f"real_n{args.n}", {})
-    trained = ", ".join(dict.fromkeys(f"{e['trained']['precision']} on {e['trained']['machine']}" for e in entries)) or "–"
+    by_machine: dict[str, list[str]] = {}       # where each arm was trained: a sweep may span machines
+    for e in entries:
+        by_machine.setdefault(f"{e['trained']['precision']} on {e['trained']['machine']}", []).append(e["row"]["arm"])
+    most = max(by_machine, key=lambda k: len(by_machine[k]), default=None)
+    trained = ", ".join(k if len(by_machine) == 1 else f"{k} ({'the other arms' if k == most else ', '.join(v)})"
+                        for k, v in by_machine.items()) or "–"
     measured = ", ".join(dict.fromkeys(f"{e['precision']} on {e['machine']}" for e in entries)) or "–"
     commands = list(dict.fromkeys(e["command"] for e in entries))
     others = [s for s in _suffixes(done) if s != _suffix(args)]
@@ -446,8 +451,8 @@ def reading(done: dict, args) -> list[str]:
                      f"→ {m['fid']:.2f}; patch {b['patch']} on {b['images']:,} images ({b['train_pflops']:.1f} PFLOPs) "
                      f"→ {b['fid']:.2f}: {'the smaller patch' if m['fid'] < b['fid'] else 'the larger patch'} wins "
                      f"by {abs(m['fid'] - b['fid']):.2f} FID at equal training FLOPs.")
-    rows = [e["row"] for e in _entries(done, args) if e["row"]["fid"] is not None]
-    if len({r["gflops"] for r in rows}) > 2:      # the paper's Fig. 8 reading: FID against model GFLOPs
+    rows = [e["row"] for e in _entries(done, args) if e["row"]["fid"] is not None and "compute" not in e["axes"]]
+    if len({r["gflops"] for r in rows}) > 2:      # the paper's Fig. 8 reading, at equal images: FID against GFLOPs
         r = np.corrcoef(np.log10([r["gflops"] for r in rows]), [r["fid"] for r in rows])[0, 1]
         lines.append(f"- FID against log forward GFLOPs over the {len(rows)} arms: Pearson r = {r:.2f} "
                      f"(the DiT paper: −0.93 between FID-50K and Gflops over its 12 models at 400K steps).")
