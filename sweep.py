@@ -375,7 +375,9 @@ def write_outputs(done: dict, args) -> None:
         members = sorted((e for e in entries if axis in e["axes"]), key=lambda e: e["row"][axis])
         if len(members) > 1:
             plot_losses(members, axis, out / f"loss_{axis}.png")
-            grids_side_by_side(members, axis, "grid", out / f"grids_{axis}.png", args)
+            compute = [e for e in entries if "compute" in e["axes"]] if axis == "patch" else []   # equal FLOPs
+            grids_side_by_side(sorted(members + compute, key=lambda e: (e["row"][axis], e["row"]["images"])),
+                               axis, "grid", out / f"grids_{axis}.png", args)
             if axis == "T":
                 grids_side_by_side(members, axis, "grid_ddpm", out / "grids_T_ddpm.png", args)
 
@@ -547,7 +549,8 @@ def grids_side_by_side(members: list[dict], axis: str, key: str, path: Path, arg
     fig, axes = plt.subplots(1, len(members), figsize=(4.2 * len(members), 4.6), squeeze=False)
     for ax, e in zip(axes[0], members):
         ax.imshow(np.asarray(Image.open(Path(args.out) / e["grids"][key])))
-        ax.set_title(f"{axis} = {e['row'][axis]}   FID {_fmt(e['row']['fid'])}")
+        images = f", {e['row']['images']:,} images" if "compute" in e["axes"] else ""
+        ax.set_title(f"{axis} = {e['row'][axis]}{images}   FID {_fmt(e['row']['fid'])}")
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
