@@ -449,8 +449,8 @@ def reading(done: dict, args) -> list[str]:
     base = [e["row"] for e in _entries(done, args) if set(AXES) <= set(e["axes"]) and e["row"]["fid"] is not None]
     if matched and base:        # the small patch on the base's FLOPs against the base itself
         m, b = matched[0], base[0]
-        lines.append(f"- Equal compute: patch {m['patch']} on {m['images']:,} images ({m['train_pflops']:.1f} PFLOPs) "
-                     f"→ {m['fid']:.2f}; patch {b['patch']} on {b['images']:,} images ({b['train_pflops']:.1f} PFLOPs) "
+        lines.append(f"- Equal compute: patch {m['patch']} on {m['images']:,} images ({m['train_pflops']:.3g} PFLOPs) "
+                     f"→ {m['fid']:.2f}; patch {b['patch']} on {b['images']:,} images ({b['train_pflops']:.3g} PFLOPs) "
                      f"→ {b['fid']:.2f}: {'the smaller patch' if m['fid'] < b['fid'] else 'the larger patch'} wins "
                      f"by {abs(m['fid'] - b['fid']):.2f} FID at equal training FLOPs.")
     rows = [e["row"] for e in _entries(done, args) if e["row"]["fid"] is not None and "compute" not in e["axes"]]
