@@ -525,7 +525,7 @@ def plot_fid_vs_gflops(entries: list[dict], path: Path) -> None:
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")     # the legend sits outside the axes
     plt.close(fig)
 
 
