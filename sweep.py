@@ -110,8 +110,10 @@ def plan_arms(args) -> list[dict]:
         # starts from its checkpoint (train_arm), so the reading costs one extra FID, not a run.
         knobs = {**BASE, "patch": small}
         full = next(i for i, arm in enumerate(planned) if arm["knobs"] == knobs and arm["seed"] == args.seed)
-        planned.insert(full, dict(name=f"{arm_name(knobs, args.seed)}-matched-p{BASE['patch']}", knobs=knobs,
-                                  seed=args.seed, axes={"compute"}, budget=flops_matched_budget(args, small)))
+        name = f"{arm_name(knobs, args.seed)}-matched-p{BASE['patch']}"
+        planned[full]["warm_start"] = name
+        planned.insert(full, dict(name=name, knobs=knobs, seed=args.seed, axes={"compute"},
+                                  budget=flops_matched_budget(args, small)))
     return planned
 
 
@@ -165,8 +167,8 @@ def train_arm(arm: dict, args) -> dict:
     if trained == steps:
         print(f"{arm['name']}: trained, skipped")
         return json.loads(metrics.read_text())
-    warm = Path(args.runs) / f"{arm['name']}-matched-p{BASE['patch']}" / "checkpoint.pt"
-    if not (folder / "checkpoint.pt").exists() and warm.exists():
+    warm = Path(args.runs) / arm["warm_start"] / "checkpoint.pt" if "warm_start" in arm else None
+    if warm and warm.exists() and not (folder / "checkpoint.pt").exists():
         # The same knobs, seed and data order, stopped early for the compute arm: go on from it.
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(warm, folder / "checkpoint.pt")
@@ -435,9 +437,9 @@ def reading(done: dict, args) -> list[str]:
     spread = seed_spread(done, args)
     lines = [f"- Seed-to-seed spread of the base arm (max − min over its seeds): {_fmt(spread)} FID." if spread is not None
              else "- The base arm's second seed has no measured FID in this sweep: the spread is unknown."]
+    measured = [e for e in _entries(done, args) if e["row"]["fid"] is not None]
     for axis in AXES:
-        members = sorted((e["row"] for e in _entries(done, args) if axis in e["axes"] and e["row"]["fid"] is not None),
-                         key=lambda r: r[axis])
+        members = sorted((e["row"] for e in measured if axis in e["axes"]), key=lambda r: r[axis])
         if len(members) < 2:
             continue
         best, worst = min(members, key=lambda r: r["fid"]), max(members, key=lambda r: r["fid"])
@@ -445,15 +447,15 @@ def reading(done: dict, args) -> list[str]:
         verdict = ("beyond" if spread is not None and gap > spread else "within" if spread is not None else "against an unknown")
         lines.append(f"- {axis}: " + ", ".join(f"{r[axis]} → {r['fid']:.2f}" for r in members) +
                      f"; best {axis} = {best[axis]}, {gap:.2f} FID from the worst, {verdict} the seed spread.")
-    matched = [e["row"] for e in _entries(done, args) if "compute" in e["axes"] and e["row"]["fid"] is not None]
-    base = [e["row"] for e in _entries(done, args) if set(AXES) <= set(e["axes"]) and e["row"]["fid"] is not None]
+    matched = [e["row"] for e in measured if "compute" in e["axes"]]
+    base = [e["row"] for e in measured if set(AXES) <= set(e["axes"])]
     if matched and base:        # the small patch on the base's FLOPs against the base itself
         m, b = matched[0], base[0]
         lines.append(f"- Equal compute: patch {m['patch']} on {m['images']:,} images ({m['train_pflops']:.3g} PFLOPs) "
                      f"→ {m['fid']:.2f}; patch {b['patch']} on {b['images']:,} images ({b['train_pflops']:.3g} PFLOPs) "
                      f"→ {b['fid']:.2f}: {'the smaller patch' if m['fid'] < b['fid'] else 'the larger patch'} wins "
                      f"by {abs(m['fid'] - b['fid']):.2f} FID at equal training FLOPs.")
-    rows = [e["row"] for e in _entries(done, args) if e["row"]["fid"] is not None and "compute" not in e["axes"]]
+    rows = [e["row"] for e in measured if "compute" not in e["axes"]]
     pearson = lambda rs: np.corrcoef(np.log10([r["gflops"] for r in rs]), [r["fid"] for r in rs])[0, 1]
     if len({r["gflops"] for r in rows}) > 2:      # the paper's Fig. 8 reading, at equal images: FID against GFLOPs
         lines.append(f"- FID against log forward GFLOPs over the {len(rows)} arms: Pearson r = {pearson(rows):.2f} "

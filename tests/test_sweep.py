@@ -22,6 +22,7 @@ def test_arms_move_one_knob_at_a_time_and_the_base_runs_with_three_seeds():
     assert len(matched) == 1 and matched[0]["knobs"] == {**sweep.BASE, "patch": 2}
     i = arms.index(matched[0])                                       # just before patch 2's full arm
     assert arms[i + 1]["knobs"] == matched[0]["knobs"] and arms[i + 1]["seed"] == matched[0]["seed"]
+    assert arms[i + 1]["warm_start"] == matched[0]["name"]           # which goes on from its checkpoint
     arms = [a for a in arms if a not in matched]
     for a in arms:
         moved = [axis for axis in sweep.AXES if a["knobs"][axis] != sweep.BASE[axis]]
