@@ -1,5 +1,6 @@
 """The machine a run runs on: the device (`pick_device`), its name for the records, whether bf16
-pays on it, and the two CPU settings that measurably pay.  Not teaching material: each script imports it in one line.
+pays on it, the two CPU settings that measurably pay, and how a driver runs the trainer as a
+child process (`run_child`).  Not teaching material: each script imports it in one line.
 
 Every timing, results table and metrics file carries `describe_machine`'s line, because the same
 command runs several times faster on one CPU than on another:
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import platform
+import subprocess
 
 import torch
 import torch.nn.functional as F
@@ -109,3 +111,15 @@ def tune_cpu(device: torch.device) -> None:
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # from <malloc.h>
     libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
     libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1)
+
+
+def run_child(cmd: list[str], cwd: str) -> int:
+    """Run `cmd` (sweep.py and tools/recipe_study.py start train_one_epoch.py so) to its end and
+    return its exit status.  A Ctrl-C at the terminal reaches the child too, which finishes its
+    step and saves its checkpoint: wait for that.  subprocess.run would kill the child 0.25 s
+    after the Ctrl-C and lose the steps since its last checkpoint."""
+    child = subprocess.Popen(cmd, cwd=cwd)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        return child.wait()                       # a second Ctrl-C stops the child at once

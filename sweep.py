@@ -72,7 +72,7 @@ import fid
 import landscapes
 from dit import (DiT, TrainedDiT, autocast, conditional_eps, ddim_sample, draw_samples, forward_gflops,
                  read_checkpoint)
-from machine import describe_machine, pick_device, resolve_precision, tune_cpu
+from machine import describe_machine, pick_device, resolve_precision, run_child, tune_cpu
 
 ROOT = Path(__file__).resolve().parent
 BASE = dict(T=1000, depth=6, heads=4, patch=4)          # DiT-Ti/4; width 256 throughout
@@ -174,7 +174,7 @@ def train_arm(arm: dict, args) -> dict:
         shutil.copyfile(warm, folder / "checkpoint.pt")
     cmd = train_command(arm, args)
     print(f"{arm['name']}: training ({budget:,} images)\n  " + " ".join(cmd[1:]), flush=True)
-    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+    if run_child(cmd, cwd=ROOT) != 0:
         raise SystemExit(f"{arm['name']}: train_one_epoch.py failed (see above); rerun sweep.py to resume it")
     return json.loads(metrics.read_text())
 

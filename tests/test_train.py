@@ -617,3 +617,25 @@ def test_recipe_fast_is_the_learning_rate_arm_and_explicit_flags_win():
     paper = tr.parse_args([])
     assert (paper.lr, paper.warmup_steps, paper.grad_clip, paper.min_snr_gamma, paper.t_sampling) == (
         1e-4, 0, None, None, "uniform")
+
+
+def test_ctrl_c_lets_the_trainer_child_save_before_the_driver_stops(tmp_path):
+    """A terminal Ctrl-C reaches the driver (sweep.py, recipe_study.py) and its trainer child alike.
+    machine.run_child must wait for the child to finish its step and save (here: 1 s), where
+    subprocess.run would kill it 0.25 s after the signal."""
+    saved = tmp_path / "saved"
+    child = ("import signal, sys, time\n"
+             "def stop(*_):\n"
+             "    time.sleep(1.0)\n"                                # the last step and the checkpoint
+             f"    open({str(saved)!r}, 'w').write('ok'); sys.exit(130)\n"
+             "signal.signal(signal.SIGINT, stop)\n"
+             "print('ready', flush=True)\n"
+             "time.sleep(60)\n")
+    driver = ("import sys; sys.path.insert(0, sys.argv[1]); from machine import run_child\n"
+              "print('exit', run_child([sys.executable, '-c', sys.argv[2]], cwd='.'), flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", driver, str(ROOT), child], stdout=subprocess.PIPE,
+                            text=True, start_new_session=True)       # its own group, like a terminal's job
+    assert proc.stdout.readline().strip() == "ready"
+    os.killpg(proc.pid, signal.SIGINT)                                # Ctrl-C: the whole foreground group
+    out, _ = proc.communicate(timeout=30)
+    assert saved.read_text() == "ok" and out.strip() == "exit 130"

@@ -39,7 +39,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 import fid                                                    # noqa: E402
 import landscapes                                             # noqa: E402
 from dit import TrainedDiT, conditional_eps, draw_samples    # noqa: E402
-from machine import describe_machine, resolve_precision, tune_cpu  # noqa: E402
+from machine import describe_machine, resolve_precision, run_child, tune_cpu  # noqa: E402
 
 # Each arm is one change to the paper's recipe (AdamW lr 1e-4 constant, batch 64, uniform t,
 # ε-prediction, L_simple), given as the trainer's flags; `combined` is the three winners at once.
@@ -163,7 +162,8 @@ def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, la
     if (folder / "checkpoint.pt").is_file():
         cmd += ["--resume"]
     print(" ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    if run_child(cmd, cwd=ROOT) != 0:                   # a Ctrl-C included: its checkpoint is saved
+        raise SystemExit(f"{folder.name}: train_one_epoch.py stopped (see above); rerun the same command to resume")
     return json.loads((folder / "metrics.json").read_text())
 
 
