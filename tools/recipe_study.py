@@ -254,13 +254,16 @@ def tables() -> None:
             pts = sorted((int(r["images"]), float(r["fid"]), float(r["cpu_seconds"]))
                          for r in sub if r["recipe"] == arm and int(r["seed"]) == seed)
             curves[arm, seed] = pts
-            style = dict(marker="o", ls="-" if seed == 0 else "--", label=f"{arm} (seed {seed})")
+            style = dict(marker="o", ls="-" if seed == 0 else "--", label=f"{arm} (seed {seed})",
+                         color=f"C{list(ARMS).index(arm)}")             # one colour a recipe, in both rows
             ax_img.plot([p[0] for p in pts], [p[1] for p in pts], **style)
             ax_sec.plot([p[2] / 60 for p in pts], [p[1] for p in pts], **style)
-        for ax, xlabel in ((ax_img, "training images seen"), (ax_sec, "training CPU-minutes")):
+        machines = "; ".join(sorted({r["machine"] for r in sub}))     # minutes depend on the CPU
+        for ax, xlabel, what in ((ax_img, "training images seen", "images"),
+                                 (ax_sec, f"training CPU-minutes\n{machines}", "CPU-minutes")):
             ax.axhline(floor, color="k", ls=":", label=f"floor ({floor:.1f})")
             ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=f"FID (N = {N})",
-                   title=f"{ds}: FID against {xlabel.split(' ', 1)[1] if 'CPU' in xlabel else 'images'}")
+                   title=f"{ds}: FID against {what}")
             ax.grid(alpha=0.3, which="both")
         ax_img.legend(fontsize=8)
         lines += speedup_table(ds, curves, floor)
