@@ -60,7 +60,6 @@ import csv
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path

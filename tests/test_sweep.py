@@ -3,7 +3,6 @@ gives train_one_epoch.py, and the whole sweep end to end on tiny data (--quick),
 
 import csv
 import json
-import subprocess
 
 import pytest
 import torch
@@ -191,8 +190,8 @@ def test_the_small_patchs_full_arm_goes_on_from_its_compute_arm(tmp_path, monkey
     def fake_run(cmd, cwd):
         seen.append(cmd)
         (tmp_path / full["name"] / "metrics.json").write_text("{}")
-        return subprocess.CompletedProcess(cmd, 0)
-    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+        return 0
+    monkeypatch.setattr(sweep, "run_child", fake_run)
     sweep.train_arm(full, args)
     assert (tmp_path / full["name"] / "checkpoint.pt").read_bytes() == b"the compute arm's weights"
     assert seen[0][seen[0].index("--resume") + 1] == str(tmp_path / full["name"] / "checkpoint.pt")
