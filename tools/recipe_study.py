@@ -152,9 +152,11 @@ def batch_size(arm: str) -> int:
     return int(flags[flags.index("--batch-size") + 1]) if "--batch-size" in flags else 64
 
 
-def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, labels: str) -> dict:
+def train_to(folder: Path, arm: str, seed: int, steps: int, data: str | None, labels: str,
+             precision: str) -> dict:
     """Train (or resume) the run to `steps` optimiser steps; returns its metrics.json."""
     cmd = [sys.executable, str(ROOT / "train_one_epoch.py"), *MODEL, *ARMS[arm], "--seed", str(seed),
+           "--precision", precision,
            "--epochs", "100000", "--max-steps", str(steps), "--out", str(folder),
            "--export", str(folder / "ema.pt"), "--no-samples", "--ckpt-every", "200"]
     if data:
@@ -173,7 +175,7 @@ def run_study(args: argparse.Namespace) -> None:
     runs, results = Path(args.runs), REPORT / "results.csv"
     ref, labels = reference(args.dataset, args.data, args.labels, runs, fid.load_inception())
     floor = ref.floor["fid"]
-    precision = resolve_precision("auto", torch.device("cpu"))
+    precision = resolve_precision(args.precision, torch.device("cpu"))
     for arm, seed in RUNS + (PHOTO_RUNS if args.dataset == "kaggle" else []):
         if args.only and arm not in args.only:
             continue
@@ -186,7 +188,7 @@ def run_study(args: argparse.Namespace) -> None:
                    and int(r["steps"]) == steps for r in rows):
                 continue
             folder = run_folder(runs, args.dataset, arm, seed)
-            metrics = train_to(folder, arm, seed, steps, args.data, args.labels)
+            metrics = train_to(folder, arm, seed, steps, args.data, args.labels, precision)
             if metrics["steps"] != steps:                    # never measure a model as another point
                 raise SystemExit(f"{folder} holds step {metrics['steps']}, not {steps}: delete the run to redo it")
             snapshot = folder / f"ema_step{steps}.pt"          # the model of this point, kept
@@ -216,7 +218,7 @@ def score(args: argparse.Namespace) -> None:
     if not path.is_file():
         raise SystemExit(f"--score: {path} does not exist; give a checkpoint or an --export file")
     ref, labels = reference(args.dataset, args.data, args.labels, Path(args.runs), fid.load_inception())
-    precision = resolve_precision("auto", torch.device("cpu"))
+    precision = resolve_precision(args.precision, torch.device("cpu"))
     m = measure(path, ref, labels, precision, REPORT / "grids" / f"{args.dataset}-score-{path.stem}.png",
                 f"{path.name} on {args.dataset}")
     floor = ref.floor["fid"]
@@ -357,6 +359,9 @@ def main() -> None:
     ap.add_argument("--points", type=int, nargs="+", default=None, metavar="IMAGES",
                     help=f"measure at these numbers of training images instead of {POINTS} "
                          "(a run is continued to further points: the photograph model of REPORT.md)")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                    help="training and sampling precision (auto: bf16 where the CPU has bf16 units); "
+                         "a dataset's runs should share one: the procedural ones are fp32")
     ap.add_argument("--tables-only", action="store_true", help="redraw report/recipe/ from its results.csv")
     ap.add_argument("--score", default=None, metavar="CKPT",
                     help="instead, score this model like the study's points (a row of report/recipe/scored.csv)")
