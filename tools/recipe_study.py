@@ -1,7 +1,7 @@
 """Learning speed: FID against training images seen, for one change at a time to the paper's recipe.
 
     python tools/recipe_study.py --dataset kaggle --data ../shared/data/landscape-pictures
-    python tools/recipe_study.py --dataset procedural
+    python tools/recipe_study.py --dataset procedural --precision fp32   # its points are all fp32
     python tools/recipe_study.py --tables-only          # redraw report/recipe/ from results.csv
     python tools/recipe_study.py --dataset kaggle --data ../shared/data/landscape-pictures \
         --score checkpoints/dit_landscapes.pt           # any model, scored like the points
