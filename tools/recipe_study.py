@@ -69,11 +69,13 @@ ARMS = {
     # The photographs without their scene labels, under --recipe fast: does conditioning on
     # k-means scenes help, as cluster conditioning did on CIFAR-10 (Adaloglou et al. 2024)?
     "one-class": ["--recipe", "fast", "--labels", "none"],
+    # The next rung of the learning-rate ladder (1e-4, 3e-4, 1e-3): is `lr` at the optimum?
+    "lr1e-3": ["--lr", "1e-3", "--warmup-steps", "100", "--grad-clip", "1"],
 }
 # The order runs are trained in: single changes first, then the combination and the second seeds
-# (the spread), then the larger batch (at equal images it takes a quarter of the steps).
+# (the spread), then the larger batch (at equal images it takes a quarter of the steps), then lr 1e-3.
 RUNS = [("paper", 0), ("lr", 0), ("min-snr", 0), ("logit-normal", 0), ("combined", 0), ("paper", 1),
-        ("combined", 1), ("batch256", 0), ("lr", 1)]
+        ("combined", 1), ("batch256", 0), ("lr", 1), ("lr1e-3", 0)]
 PHOTO_RUNS = [("one-class", 0)]                      # the photographs only: they have no labels of their own
 POINTS = [12_500, 25_000, 50_000, 100_000]          # training images seen, log-spaced
 MODEL = ["--model", "DiT-Ti/4", "--image-size", "32"]
