@@ -75,7 +75,7 @@ ARMS = {
 # The order runs are trained in: single changes first, then the combination and the second seeds
 # (the spread), then the larger batch (at equal images it takes a quarter of the steps), then lr 1e-3.
 RUNS = [("paper", 0), ("lr", 0), ("min-snr", 0), ("logit-normal", 0), ("combined", 0), ("paper", 1),
-        ("combined", 1), ("batch256", 0), ("lr", 1), ("lr1e-3", 0)]
+        ("combined", 1), ("batch256", 0), ("lr", 1), ("lr1e-3", 0), ("lr1e-3", 1)]
 PHOTO_RUNS = [("one-class", 0)]                      # the photographs only: they have no labels of their own
 POINTS = [12_500, 25_000, 50_000, 100_000]          # training images seen, log-spaced
 MODEL = ["--model", "DiT-Ti/4", "--image-size", "32"]
