@@ -604,8 +604,8 @@ def test_max_steps_0_with_init_from_evaluates_an_export(data, tmp_path):
 
 def test_recipe_fast_is_the_learning_rate_arm_and_explicit_flags_win():
     """--recipe fast is the `lr` arm of tools/recipe_study.py (3e-4, warm-up 100, clipping 1, the
-    paper's loss and t); `combined` adds Min-SNR-5 and logit-normal t; a flag given explicitly
-    keeps its value; the default stays the paper's recipe."""
+    paper's loss and t); `combined` adds Min-SNR-5 and logit-normal t; `lr1e-3` is fast at lr
+    1e-3; a flag given explicitly keeps its value; the default stays the paper's recipe."""
     import recipe_study                                          # tools/ is on the path (conftest)
     fast = tr.parse_args(["--recipe", "fast"])
     keys = ("lr", "warmup_steps", "grad_clip", "min_snr_gamma", "t_sampling")
@@ -614,6 +614,10 @@ def test_recipe_fast_is_the_learning_rate_arm_and_explicit_flags_win():
     combined = tr.parse_args(recipe_study.ARMS["combined"])
     assert tuple(getattr(combined, k) for k in keys) == (3e-4, 100, 1.0, 5.0, "logit-normal")
     assert tr.parse_args(["--recipe", "fast", "--lr", "2e-4"]).lr == 2e-4
+    lr1e3 = tr.parse_args(recipe_study.ARMS["lr1e-3"])                 # REPORT: `--recipe fast --lr 1e-3`
+    fast_1e3 = tr.parse_args(["--recipe", "fast", "--lr", "1e-3"])
+    assert tuple(getattr(lr1e3, k) for k in keys) == tuple(getattr(fast_1e3, k) for k in keys) == (
+        1e-3, 100, 1.0, None, "uniform")
     paper = tr.parse_args([])
     assert (paper.lr, paper.warmup_steps, paper.grad_clip, paper.min_snr_gamma, paper.t_sampling) == (
         1e-4, 0, None, None, "uniform")

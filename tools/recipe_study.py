@@ -262,7 +262,7 @@ def tables() -> None:
                          color=f"C{list(ARMS).index(arm)}")             # one colour a recipe, in both rows
             ax_img.plot([p[0] for p in pts], [p[1] for p in pts], **style)
             ax_sec.plot([p[2] / 60 for p in pts], [p[1] for p in pts], **style)
-        machines = "; ".join(sorted({r["machine"] for r in sub}))     # minutes depend on the CPU
+        machines = "\n".join(sorted({r["machine"] for r in sub}))     # minutes depend on the CPU
         for ax, xlabel, what in ((ax_img, "training images seen", "images"),
                                  (ax_sec, f"training CPU-minutes\n{machines}", "CPU-minutes")):
             ax.axhline(floor, color="k", ls=":", label=f"floor ({floor:.1f})")
