@@ -70,7 +70,7 @@ ARMS = {
     # k-means scenes help, as cluster conditioning did on CIFAR-10 (Adaloglou et al. 2024)?
     "one-class": ["--recipe", "fast", "--labels", "none"],
     # The next rung of the learning-rate ladder (1e-4, 3e-4, 1e-3): is `lr` at the optimum?
-    "lr1e-3": ["--lr", "1e-3", "--warmup-steps", "100", "--grad-clip", "1"],
+    "lr1e-3": ["--recipe", "fast", "--lr", "1e-3"],
 }
 # The order runs are trained in: single changes first, then the combination and the second seeds
 # (the spread), then the larger batch (at equal images it takes a quarter of the steps), then lr 1e-3.
