@@ -70,7 +70,7 @@ ARMS = {
     # k-means scenes help, as cluster conditioning did on CIFAR-10 (Adaloglou et al. 2024)?
     "one-class": ["--recipe", "fast", "--labels", "none"],
     # The next rung of the learning-rate ladder (1e-4, 3e-4, 1e-3): is `lr` at the optimum?  For
-    # 200,000 images, no; then a loss spike at 255,000 left it behind `lr` at 400,000.
+    # 200,000 images, no; by 400,000 one seed leads `lr`, the other hit a loss spike and trails.
     "lr1e-3": ["--recipe", "fast", "--lr", "1e-3"],
 }
 # The order runs are trained in: single changes first, then the combination and the second seeds
